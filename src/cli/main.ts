@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The epochfs command. One file per command under src/cli; this one wires them together and turns
+// errors into messages and exit codes (docs/ARCHITECTURE.md, "Exit codes").
+import { Command, CommanderError } from 'commander';
+import { EpochfsError, ExitCode } from '../util/errors.js';
+import { registerMount } from './mount.js';
+import { registerUmount } from './umount.js';
+import { registerJournal } from './journal.js';
+
+async function run(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof EpochfsError) {
+      process.stderr.write(`epochfs: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`epochfs: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(ExitCode.failure);
+  }
+}
+
+// `epochfs journal dump | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : ExitCode.failure));
+
+const program = new Command('epochfs')
+  .description('a FUSE backup filesystem: every change journaled in order')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError();
+
+registerMount(program, run);
+registerUmount(program, run);
+registerJournal(program, run);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : ExitCode.usage);
+  }
+  if (err instanceof EpochfsError) {
+    process.stderr.write(`epochfs: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  throw err;
+}

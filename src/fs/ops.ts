@@ -1,0 +1,315 @@
+// The FUSE operations of one volume: a passthrough to the backing directory in which every
+// mutating operation is first written to the journal, then applied, then acknowledged.
+//
+// All of it runs on the one JS thread that serves the mount. Page-cache-fast syscalls are made
+// synchronously (they measured faster than a thread-pool hop); fsync and the journal's durability
+// wait are asynchronous. Each mutating handler does begin → apply → commit in one synchronous turn,
+// so the journal order is exactly the order in which operations took effect.
+import {
+  closeSync, fstatSync, fsync, fdatasync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statfsSync,
+  ftruncateSync, constants as C, type BigIntStats,
+} from 'node:fs';
+import { Fuse, type Cb, type FuseOps, type FuseStat, type FuseStatfs, type ValueCb } from '../native/fuse.js';
+import { UTIME_NOW, nsToTimeSpec, sys, type TimeSpec } from '../native/sys.js';
+import { applyPathRecord, createFile, ownerGid, stampTimes, writeAt } from '../journal/apply.js';
+import type { Journal, Pending } from '../journal/journal.js';
+import type { NewRecord, Record } from '../journal/record.js';
+import { nowNs } from '../util/clock.js';
+import { EOPNOTSUPP, fuseErrno } from './errno.js';
+
+/** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
+ *  O_APPEND would ignore the offset the kernel chose (and journaled), O_DIRECT needs aligned buffers. */
+const STRIPPED_FLAGS = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_APPEND | C.O_NOCTTY | C.O_DIRECT;
+const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
+
+function toFuseStat(s: BigIntStats): FuseStat {
+  return {
+    mode: Number(s.mode),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    size: Number(s.size),
+    dev: Number(s.dev),
+    nlink: Number(s.nlink),
+    ino: Number(s.ino),
+    rdev: Number(s.rdev),
+    blksize: Number(s.blksize),
+    blocks: Number(s.blocks),
+    atimeNs: s.atimeNs,
+    mtimeNs: s.mtimeNs,
+    ctimeNs: s.ctimeNs,
+  };
+}
+
+class ShortWrite extends Error {
+  readonly errno = -28; // ENOSPC
+}
+
+interface OpenFile {
+  /** Opened with O_SYNC/O_DSYNC: each write is acknowledged only once journaled durably. */
+  sync: boolean;
+}
+
+export interface OpsCounters {
+  mutations: number;
+  errors: number;
+}
+
+export class VolumeOps {
+  private readonly files = new Map<number, OpenFile>();
+  readonly counters: OpsCounters = { mutations: 0, errors: 0 };
+
+  /** @param journal null for --no-journal (measuring the journal's cost only) */
+  constructor(
+    private readonly root: string,
+    private readonly journal: Journal | null,
+  ) {}
+
+  private abs(path: string): string {
+    return path === '/' ? this.root : this.root + path;
+  }
+
+  /**
+   * Journals `rec`, runs `apply`, then commits; on failure the record is rolled back and the
+   * errno returned. Returns the seq (0 without a journal) or a negative errno.
+   */
+  private mutate(rec: NewRecord, apply: () => void): number {
+    const pending: Pending | undefined = this.journal ? this.journal.begin(rec) : undefined;
+    try {
+      apply();
+    } catch (err) {
+      if (pending) this.journal!.rollback(pending);
+      this.counters.errors++;
+      return fuseErrno(err);
+    }
+    this.counters.mutations++;
+    return pending ? pending.seq : 0;
+  }
+
+  /** Runs a mutating operation; errors in journaling itself (a full state disk) become the reply. */
+  private guarded(cb: Cb, run: () => number): void {
+    let result: number;
+    try {
+      result = run();
+    } catch (err) {
+      result = fuseErrno(err);
+    }
+    cb(result < 0 ? result : 0);
+  }
+
+  /** A mutating operation on a path: the record is built (it may need a syscall), journaled, applied. */
+  private pathOp(cb: Cb, makeRecord: () => NewRecord): void {
+    this.guarded(cb, () => {
+      const rec = makeRecord();
+      return this.mutate(rec, () => applyPathRecord(this.root, rec as Record));
+    });
+  }
+
+  private newNodeOwner(path: string): { uid: number; gid: number } {
+    const ctx = Fuse.context();
+    const parent = path.slice(0, path.lastIndexOf('/')) || '/';
+    return { uid: ctx.uid, gid: ownerGid(this.abs(parent), ctx.gid) };
+  }
+
+  readonly handlers: Partial<FuseOps> = {
+    init: (cb) => cb(0),
+    access: (_path, _mode, cb) => cb(0), // default_permissions: the kernel checks access itself
+
+    statfs: (_path, cb: ValueCb<FuseStatfs>) => {
+      try {
+        const s = statfsSync(this.root);
+        cb(0, {
+          bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+          files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
+        });
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    getattr: (path, cb) => {
+      try {
+        cb(0, toFuseStat(lstatSync(this.abs(path), { bigint: true })));
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    fgetattr: (_path, fd, cb) => {
+      try {
+        cb(0, toFuseStat(fstatSync(fd, { bigint: true })));
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    readdir: (path, cb) => {
+      try {
+        cb(0, ['.', '..', ...readdirSync(this.abs(path))]);
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    readlink: (path, cb) => {
+      try {
+        cb(0, readlinkSync(this.abs(path)));
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    open: (path, flags, cb) => {
+      try {
+        const fd = openSync(this.abs(path), flags & ~STRIPPED_FLAGS);
+        this.files.set(fd, { sync: (flags & SYNC_FLAGS) !== 0 });
+        cb(0, fd);
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    create: (path, mode, cb) => {
+      let fd = -1;
+      this.guarded(
+        (res) => (res < 0 ? cb(res) : (this.files.set(fd, { sync: false }), cb(0, fd))),
+        () => {
+          const rec: NewRecord = { op: 'create', t: nowNs(), path, mode, ...this.newNodeOwner(path) };
+          return this.mutate(rec, () => {
+            fd = createFile(this.root, rec, C.O_RDWR);
+          });
+        },
+      );
+    },
+
+    read: (_path, fd, buf, len, pos, cb) => {
+      try {
+        cb(readSync(fd, buf, 0, len, pos));
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    write: (path, fd, buf, len, pos, cb) => {
+      let seq: number;
+      let written = 0;
+      try {
+        const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len) } as const;
+        seq = this.mutate(rec, () => {
+          written = writeAt(fd, rec);
+          if (written !== len) throw new ShortWrite();
+          stampTimes(this.root, rec, fd);
+        });
+        // A short write (a full backing disk) took effect in part: journal the part that did.
+        if (seq < 0 && written > 0) {
+          const part = { ...rec, data: rec.data.subarray(0, written) };
+          seq = this.mutate(part, () => stampTimes(this.root, part, fd));
+        }
+      } catch (err) {
+        seq = fuseErrno(err);
+      }
+      if (seq < 0) return cb(seq);
+      if (this.journal && this.files.get(fd)?.sync) {
+        this.journal.durable(seq).then(() => cb(written), (err) => cb(fuseErrno(err)));
+      } else cb(written);
+    },
+
+    release: (_path, fd, cb) => {
+      this.files.delete(fd);
+      try {
+        closeSync(fd);
+        cb(0);
+      } catch (err) {
+        cb(fuseErrno(err));
+      }
+    },
+
+    flush: (_path, _fd, cb) => cb(0),
+
+    fsync: (_path, datasync, fd, cb) => {
+      const backing = new Promise<void>((res, rej) => (datasync ? fdatasync : fsync)(fd, (e) => (e ? rej(e) : res())));
+      Promise.all([backing, this.journal?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
+    },
+
+    fsyncdir: (path, _datasync, _fd, cb) => {
+      let dirFd: number;
+      try {
+        dirFd = openSync(this.abs(path), C.O_RDONLY | C.O_DIRECTORY);
+      } catch (err) {
+        return cb(fuseErrno(err));
+      }
+      const backing = new Promise<void>((res, rej) => fsync(dirFd, (e) => (closeSync(dirFd), e ? rej(e) : res())));
+      Promise.all([backing, this.journal?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
+    },
+
+    truncate: (path, size, cb) => this.pathOp(cb, () => ({ op: 'truncate', t: nowNs(), path, size })),
+
+    ftruncate: (path, fd, size, cb) => {
+      const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size };
+      this.guarded(cb, () => this.mutate(rec, () => {
+        ftruncateSync(fd, size);
+        stampTimes(this.root, rec, fd);
+      }));
+    },
+
+    utimens: (path, atime, mtime, cb) => {
+      const t = nowNs();
+      const resolve = (ts: TimeSpec): TimeSpec => (ts.nsec === UTIME_NOW ? nsToTimeSpec(t) : ts);
+      this.pathOp(cb, () => ({ op: 'utimens', t, path, atime: resolve(atime), mtime: resolve(mtime) }));
+    },
+
+    chmod: (path, mode, cb) => {
+      // chmod follows symlinks; the kernel never sends one here, and a symlink in the backing dir
+      // must not let a volume reach a host path.
+      if (this.isSymlink(path)) return cb(EOPNOTSUPP);
+      this.pathOp(cb, () => ({ op: 'chmod', t: nowNs(), path, mode }));
+    },
+
+    chown: (path, uid, gid, cb) => this.pathOp(cb, () => ({ op: 'chown', t: nowNs(), path, uid, gid })),
+
+    mknod: (path, mode, rdev, cb) => this.pathOp(cb, () => ({ op: 'mknod', t: nowNs(), path, mode, rdev, ...this.newNodeOwner(path) })),
+    mkdir: (path, mode, cb) => this.pathOp(cb, () => ({ op: 'mkdir', t: nowNs(), path, mode, ...this.newNodeOwner(path) })),
+    symlink: (target, path, cb) => this.pathOp(cb, () => ({ op: 'symlink', t: nowNs(), path, target, ...this.newNodeOwner(path) })),
+
+    link: (src, dest, cb) => this.pathOp(cb, () => ({ op: 'link', t: nowNs(), path: src, dest })),
+    unlink: (path, cb) => this.pathOp(cb, () => ({ op: 'unlink', t: nowNs(), path })),
+    rmdir: (path, cb) => this.pathOp(cb, () => ({ op: 'rmdir', t: nowNs(), path })),
+    rename: (src, dest, cb) => this.pathOp(cb, () => ({ op: 'rename', t: nowNs(), path: src, dest })),
+
+    setxattr: (path, name, value, _position, flags, cb) =>
+      this.pathOp(cb, () => ({ op: 'setxattr', t: nowNs(), path, name, flags, value })),
+
+    removexattr: (path, name, cb) => this.pathOp(cb, () => ({ op: 'removexattr', t: nowNs(), path, name })),
+
+    getxattr: (path, name, _position, cb) => {
+      const v = sys.lgetxattr(this.abs(path), name);
+      if (typeof v === 'number') cb(v);
+      else cb(0, v);
+    },
+
+    listxattr: (path, cb) => {
+      const v = sys.llistxattr(this.abs(path));
+      if (typeof v === 'number') cb(v);
+      else cb(0, v);
+    },
+  };
+
+  private isSymlink(path: string): boolean {
+    try {
+      return lstatSync(this.abs(path)).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Closes every backing fd still open (the kernel releases them before unmount completes). */
+  closeAll(): void {
+    for (const fd of this.files.keys()) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+    this.files.clear();
+  }
+}

@@ -1,0 +1,196 @@
+// Applies journal records to a directory tree. The daemon uses it for every path-based operation
+// on the backing dir, and replay uses the same code on a copy, so the two cannot drift apart.
+// Every record also sets the mtime of each inode it changes to the record's time `t`.
+import {
+  chmodSync, closeSync, fchownSync, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync,
+  openSync, renameSync, rmdirSync, symlinkSync, truncateSync, unlinkSync, writeSync, constants as C,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { OMIT, check, nsToTimeSpec, sys, type TimeSpec } from '../native/sys.js';
+import type { NewRecord } from './record.js';
+
+/** Setuid/setgid/sticky bits: chown clears the first two, so they are set again after it. */
+const SPECIAL_BITS = 0o7000;
+
+function setTimes(path: string, atime: TimeSpec, mtime: TimeSpec): void {
+  check(sys.utimensat(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec, true), 'utimensat', path);
+}
+
+function parentOf(abs: string, root: string): string {
+  const p = dirname(abs);
+  return p.length < root.length ? root : p;
+}
+
+/** The gid a new node gets: its parent's when the parent is setgid (as the kernel does), else the caller's. */
+export function ownerGid(parentAbs: string, callerGid: number): number {
+  const st = lstatSync(parentAbs);
+  return st.mode & 0o2000 ? st.gid : callerGid; // S_ISGID
+}
+
+/** Sets the mtime of the inodes a record changes to the record's time (atime too, for new nodes). */
+export function stampTimes(root: string, rec: NewRecord, fd?: number): void {
+  const t = nsToTimeSpec(rec.t);
+  const abs = root + ('path' in rec ? rec.path : '');
+  switch (rec.op) {
+    case 'write':
+    case 'truncate':
+      if (fd !== undefined) check(sys.futimens(fd, OMIT.sec, OMIT.nsec, t.sec, t.nsec), 'futimens', abs);
+      else setTimes(abs, OMIT, t);
+      return;
+    case 'create':
+    case 'mknod':
+    case 'mkdir':
+    case 'symlink':
+      if (fd !== undefined) check(sys.futimens(fd, t.sec, t.nsec, t.sec, t.nsec), 'futimens', abs);
+      else setTimes(abs, t, t);
+      setTimes(parentOf(abs, root), OMIT, t);
+      return;
+    case 'unlink':
+    case 'rmdir':
+      setTimes(parentOf(abs, root), OMIT, t);
+      return;
+    case 'link':
+      setTimes(parentOf(root + rec.dest, root), OMIT, t);
+      return;
+    case 'rename':
+      setTimes(parentOf(abs, root), OMIT, t);
+      setTimes(parentOf(root + rec.dest, root), OMIT, t);
+      return;
+    default:
+      return;
+  }
+}
+
+function setOwner(abs: string, rec: { uid: number; gid: number; mode?: number }, fd?: number): void {
+  if (fd !== undefined) fchownSync(fd, rec.uid, rec.gid);
+  else lchownSync(abs, rec.uid, rec.gid);
+  if (rec.mode !== undefined && rec.mode & SPECIAL_BITS) {
+    if (fd !== undefined) fchmodSync(fd, rec.mode & 0o7777);
+    else chmodSync(abs, rec.mode & 0o7777);
+  }
+}
+
+/** Creates the regular file of a `create` record and returns its open fd (opened with `flags`). */
+export function createFile(root: string, rec: Extract<NewRecord, { op: 'create' }>, flags: number): number {
+  const abs = root + rec.path;
+  const fd = openSync(abs, flags | C.O_CREAT | C.O_EXCL, rec.mode & 0o7777);
+  try {
+    setOwner(abs, rec, fd);
+    stampTimes(root, rec, fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Writes the data of a `write` record through an open fd; returns the bytes written. */
+export function writeAt(fd: number, rec: Extract<NewRecord, { op: 'write' }>): number {
+  return writeSync(fd, rec.data, 0, rec.data.length, rec.offset);
+}
+
+function isErr(err: unknown, ...codes: string[]): boolean {
+  return codes.includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+/**
+ * Applies a record that names its target by path (every record but write, whose data goes through
+ * an fd). With `redo`, a record that already took effect is accepted: recovery redoes the last
+ * record of an unclean stop, which may or may not have reached the tree.
+ */
+export function applyPathRecord(root: string, rec: NewRecord, redo = false): void {
+  const abs = 'path' in rec ? root + rec.path : root;
+  try {
+    applyOnce(root, abs, rec);
+  } catch (err) {
+    if (!redo || !alreadyApplied(root, abs, rec, err)) throw err;
+    if (rec.op === 'create' || rec.op === 'mknod' || rec.op === 'mkdir') setOwner(abs, rec);
+    if (rec.op === 'symlink') lchownSync(abs, rec.uid, rec.gid);
+  }
+  stampTimes(root, rec);
+}
+
+function applyOnce(root: string, abs: string, rec: NewRecord): void {
+  switch (rec.op) {
+    case 'create': {
+      closeSync(createFile(root, rec, C.O_WRONLY));
+      return;
+    }
+    case 'write': {
+      const fd = openSync(abs, C.O_WRONLY);
+      try {
+        writeAt(fd, rec);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
+    case 'truncate':
+      return truncateSync(abs, rec.size);
+    case 'mknod':
+      check(sys.mknod(abs, rec.mode, rec.rdev), 'mknod', abs);
+      return setOwner(abs, rec);
+    case 'mkdir':
+      mkdirSync(abs, rec.mode & 0o7777);
+      return setOwner(abs, rec);
+    case 'symlink':
+      symlinkSync(rec.target, abs);
+      return lchownSync(abs, rec.uid, rec.gid);
+    case 'link':
+      return linkSync(abs, root + rec.dest);
+    case 'unlink':
+      return unlinkSync(abs);
+    case 'rmdir':
+      return rmdirSync(abs);
+    case 'rename':
+      return renameSync(abs, root + rec.dest);
+    case 'chmod':
+      return chmodSync(abs, rec.mode & 0o7777);
+    case 'chown':
+      return lchownSync(abs, rec.uid, rec.gid);
+    case 'utimens':
+      return setTimes(abs, rec.atime, rec.mtime);
+    case 'setxattr':
+      check(sys.lsetxattr(abs, rec.name, rec.value, rec.flags), 'lsetxattr', abs);
+      return;
+    case 'removexattr':
+      check(sys.lremovexattr(abs, rec.name), 'lremovexattr', abs);
+      return;
+    case 'mount':
+    case 'unclean':
+      return;
+  }
+}
+
+function alreadyApplied(root: string, abs: string, rec: NewRecord, err: unknown): boolean {
+  switch (rec.op) {
+    case 'create':
+    case 'mknod':
+    case 'mkdir':
+    case 'symlink':
+      return isErr(err, 'EEXIST');
+    case 'link':
+      return isErr(err, 'EEXIST');
+    case 'unlink':
+    case 'rmdir':
+      return isErr(err, 'ENOENT');
+    case 'rename':
+      return isErr(err, 'ENOENT') && exists(root + rec.dest);
+    case 'removexattr':
+      return (err as NodeJS.ErrnoException).errno === -61; // ENODATA
+    case 'setxattr':
+      return (err as NodeJS.ErrnoException).errno === -17 || (err as NodeJS.ErrnoException).errno === -61; // create/replace flags
+    default:
+      return false;
+  }
+}
+
+function exists(abs: string): boolean {
+  try {
+    lstatSync(abs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+

@@ -1,0 +1,46 @@
+// Reading the journal in order, straight from its segment files (the running daemon holds the
+// LevelDB lock, so readers such as `journal dump` and later the shipper never need it).
+import { JournalCorruptError } from '../util/errors.js';
+import { journalDir, listSegments } from './journal.js';
+import type { Record } from './record.js';
+import { scanSegment, segmentPath } from './segment.js';
+
+export interface ReadOptions {
+  fromSeq?: number;
+  toSeq?: number;
+  /** Fail on a damaged record instead of treating it as the end of the log (default true). */
+  strict?: boolean;
+}
+
+/** The first sequence number each segment holds, in segment order. */
+function segmentStarts(dir: string, segments: number[]): number[] {
+  return segments.map((n) => {
+    const scan = scanSegment(segmentPath(dir, n));
+    const first = scan.next();
+    if (!first.done) return first.value.record.seq;
+    return first.value.firstSeq;
+  });
+}
+
+export function* readJournal(stateDir: string, opts: ReadOptions = {}): Generator<Record> {
+  const dir = journalDir(stateDir);
+  const segments = listSegments(dir);
+  const from = opts.fromSeq ?? 1;
+  const to = opts.toSeq ?? Number.MAX_SAFE_INTEGER;
+  const starts = segmentStarts(dir, segments);
+  let expected: number | undefined;
+  for (let i = 0; i < segments.length; i++) {
+    if (i + 1 < segments.length && starts[i + 1] <= from) continue;
+    const last = i === segments.length - 1;
+    // Only the newest segment may end in a torn record (the daemon may be writing it right now).
+    for (const { record } of scanSegment(segmentPath(dir, segments[i]), { strict: opts.strict !== false && !last })) {
+      if (expected !== undefined && record.seq !== expected) {
+        throw new JournalCorruptError(`journal: record ${expected} missing (found ${record.seq})`);
+      }
+      expected = record.seq + 1;
+      if (record.seq < from) continue;
+      if (record.seq > to) return;
+      yield record;
+    }
+  }
+}

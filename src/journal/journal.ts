@@ -1,0 +1,248 @@
+// The journal of one volume: records appended in order to segment files before their operation is
+// acknowledged, made durable by group commit, and the volume's state kept in LevelDB.
+//
+// Appending is synchronous on purpose: it is a write into the page cache (a few µs), it keeps the
+// journal order identical to the order in which the serving thread applies operations, and it means
+// a killed daemon loses no acknowledged record. Only durability against power loss is asynchronous:
+// `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
+import { mkdirSync, readdirSync, fdatasync } from 'node:fs';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { EpochfsError, JournalCorruptError } from '../util/errors.js';
+import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
+import { SegmentWriter, parseSegmentName, scanSegment, segmentPath } from './segment.js';
+
+export const JOURNAL_FORMAT = 1;
+const DEFAULT_SEGMENT_BYTES = 64 << 20;
+
+export interface JournalOpenResult {
+  journal: Journal;
+  /** The previous daemon did not close the journal cleanly. */
+  unclean: boolean;
+  /** The last record written before this open, if any (an unclean stop may have left it unapplied). */
+  lastRecord?: Record;
+}
+
+/** A record that is written but not yet known to have been applied; see Journal.begin. */
+export interface Pending {
+  seq: number;
+  at: number;
+  writer: SegmentWriter;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export function journalDir(stateDir: string): string {
+  return join(stateDir, 'journal');
+}
+
+export function listSegments(dir: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.map(parseSegmentName).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+}
+
+async function openIndex(dir: string): Promise<Level<string, string>> {
+  const db = new Level<string, string>(join(dir, 'index'));
+  try {
+    await db.open();
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new EpochfsError('ESTATEBUSY', `state dir ${dir} is in use by another epochfs daemon`);
+    }
+    throw err;
+  }
+  return db;
+}
+
+export class Journal {
+  private nextSeq: number;
+  private durableSeq: number;
+  private syncing = false;
+  private waiters: Waiter[] = [];
+  private retired: SegmentWriter[] = []; // rotated segments not yet synced
+  private indexWrites: Promise<unknown>[] = [];
+  /** Records and bytes appended since open. */
+  appendedRecords = 0;
+  appendedBytes = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly db: Level<string, string>,
+    private writer: SegmentWriter,
+    nextSeq: number,
+    readonly generation: number,
+    private readonly segmentBytes: number,
+  ) {
+    this.nextSeq = nextSeq;
+    this.durableSeq = nextSeq - 1;
+  }
+
+  static async open(stateDir: string, opts: { segmentBytes?: number } = {}): Promise<JournalOpenResult> {
+    const dir = journalDir(stateDir);
+    mkdirSync(dir, { recursive: true });
+    const db = await openIndex(dir);
+    try {
+      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number): Promise<JournalOpenResult> {
+    const format = await db.get('state:format');
+    if (format !== undefined && Number(format) !== JOURNAL_FORMAT) {
+      throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
+    }
+    const segments = listSegments(dir);
+    const wasOpen = (await db.get('state:clean')) === 'false';
+    const generation = Number((await db.get('state:generation')) ?? '0') + 1;
+    let writer: SegmentWriter;
+    let nextSeq = 1;
+    let lastRecord: Record | undefined;
+    if (segments.length === 0) {
+      writer = SegmentWriter.create(dir, 0, 1);
+      await db.put(`seg:${0}`, '1');
+    } else {
+      const last = segments[segments.length - 1];
+      const scan = scanSegment(segmentPath(dir, last));
+      let step = scan.next();
+      while (!step.done) {
+        lastRecord = step.value.record;
+        step = scan.next();
+      }
+      nextSeq = lastRecord ? lastRecord.seq + 1 : step.value.firstSeq;
+      if (lastRecord === undefined && segments.length > 1) {
+        lastRecord = Journal.lastRecordOf(dir, segments[segments.length - 2]);
+      }
+      writer = SegmentWriter.reopen(dir, last, step.value.end);
+    }
+    await db.batch([
+      { type: 'put', key: 'state:format', value: String(JOURNAL_FORMAT) },
+      { type: 'put', key: 'state:clean', value: 'false' },
+      { type: 'put', key: 'state:generation', value: String(generation) },
+    ]);
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes);
+    return { journal, unclean: wasOpen, lastRecord };
+  }
+
+  private static lastRecordOf(dir: string, segNo: number): Record | undefined {
+    let last: Record | undefined;
+    for (const { record } of scanSegment(segmentPath(dir, segNo))) last = record;
+    return last;
+  }
+
+  /** The sequence number of the last appended record (0 when empty). */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  get lastDurableSeq(): number {
+    return this.durableSeq;
+  }
+
+  /**
+   * Writes a record and gives it the next sequence number; the caller then applies the operation and
+   * calls commit, or rollback if it failed. Nothing may be appended in between (the serving thread
+   * does both in one synchronous turn), so the journal holds exactly the operations that took effect.
+   */
+  begin(rec: NewRecord): Pending {
+    const seq = this.nextSeq;
+    const parts = encodeRecord(seq, rec);
+    const length = frameLength(parts);
+    if (this.writer.offset + length > this.segmentBytes && this.writer.offset > 64) this.rotate(seq);
+    const at = this.writer.append(parts, length);
+    this.nextSeq = seq + 1;
+    this.appendedRecords++;
+    this.appendedBytes += length;
+    return { seq, at, writer: this.writer };
+  }
+
+  commit(_p: Pending): void {
+    // The record is already in place; commit exists so that every begin visibly ends.
+  }
+
+  rollback(p: Pending): void {
+    if (p.seq !== this.nextSeq - 1 || p.writer !== this.writer) {
+      throw new JournalCorruptError(`rollback of record ${p.seq} after later records`);
+    }
+    p.writer.voidAt(p.at);
+    this.nextSeq = p.seq;
+    this.appendedRecords--;
+  }
+
+  /** Appends a record that needs no apply step (markers). */
+  append(rec: NewRecord): number {
+    return this.begin(rec).seq;
+  }
+
+  private rotate(firstSeq: number): void {
+    this.retired.push(this.writer);
+    const segNo = this.writer.segNo + 1;
+    this.writer = SegmentWriter.create(this.dir, segNo, firstSeq);
+    this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
+  }
+
+  /** Resolves once every record up to `seq` is on stable storage. */
+  durable(seq: number = this.lastSeq): Promise<void> {
+    if (seq <= this.durableSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ seq, resolve, reject });
+      this.syncRound();
+    });
+  }
+
+  private syncRound(): void {
+    if (this.syncing || this.waiters.length === 0) return;
+    this.syncing = true;
+    const target = this.lastSeq;
+    const writers = [...this.retired, this.writer];
+    this.retired = [];
+    Promise.all(writers.map((w) => new Promise<void>((res, rej) => fdatasync(w.fd, (e) => (e ? rej(e) : res())))))
+      .then(() => {
+        for (const w of writers) if (w !== this.writer) w.close();
+        this.durableSeq = Math.max(this.durableSeq, target);
+        this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
+      })
+      .catch((err) => this.settle((w) => (w.reject(err), true)))
+      .finally(() => {
+        this.syncing = false;
+        this.syncRound();
+      });
+  }
+
+  private settle(done: (w: Waiter) => boolean): void {
+    this.waiters = this.waiters.filter((w) => !done(w));
+  }
+
+  async getState(key: string): Promise<string | undefined> {
+    return this.db.get(`state:${key}`);
+  }
+
+  async putState(key: string, value: string): Promise<void> {
+    await this.db.put(`state:${key}`, value);
+  }
+
+  /** Makes everything durable and, when `clean`, records that this daemon stopped cleanly. */
+  async close(clean: boolean): Promise<void> {
+    await this.durable();
+    await Promise.all(this.indexWrites);
+    await this.db.batch([
+      { type: 'put', key: 'state:clean', value: clean ? 'true' : 'false' },
+      { type: 'put', key: 'state:lastSeq', value: String(this.lastSeq) },
+    ]);
+    this.writer.close();
+    await this.db.close();
+  }
+}

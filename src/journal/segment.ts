@@ -1,0 +1,135 @@
+// Segment files: the append-only log that holds every journal record with its payload, in order.
+// A segment starts with a 32-byte header; records follow back to back; a zero body length (or the
+// end of the file) ends it. See docs/ARCHITECTURE.md, "Journal format".
+import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { JournalCorruptError } from '../util/errors.js';
+import { FRAME_HEADER, decodeRecord, type Record } from './record.js';
+
+export const SEGMENT_MAGIC = 'EPOCHJNL';
+export const SEGMENT_VERSION = 1;
+export const SEGMENT_HEADER = 32;
+
+export function segmentName(segNo: number): string {
+  return `${segNo.toString(16).padStart(16, '0')}.seg`;
+}
+
+export function segmentPath(dir: string, segNo: number): string {
+  return join(dir, segmentName(segNo));
+}
+
+export function parseSegmentName(name: string): number | undefined {
+  return /^[0-9a-f]{16}\.seg$/.test(name) ? parseInt(name.slice(0, 16), 16) : undefined;
+}
+
+function header(segNo: number, firstSeq: number): Buffer {
+  const h = Buffer.alloc(SEGMENT_HEADER);
+  h.write(SEGMENT_MAGIC, 0, 'ascii');
+  h.writeUInt32LE(SEGMENT_VERSION, 8);
+  h.writeUInt32LE(segNo, 12);
+  h.writeBigUInt64LE(BigInt(firstSeq), 16);
+  return h;
+}
+
+function checkHeader(h: Buffer, path: string): { segNo: number; firstSeq: number } {
+  if (h.length < SEGMENT_HEADER || h.toString('ascii', 0, 8) !== SEGMENT_MAGIC) {
+    throw new JournalCorruptError(`${path}: not a journal segment`);
+  }
+  const version = h.readUInt32LE(8);
+  if (version !== SEGMENT_VERSION) throw new JournalCorruptError(`${path}: segment format v${version}, this epochfs reads v${SEGMENT_VERSION}`);
+  return { segNo: h.readUInt32LE(12), firstSeq: Number(h.readBigUInt64LE(16)) };
+}
+
+/** The open segment that records are appended to, at an explicit offset (pwritev). */
+export class SegmentWriter {
+  readonly fd: number;
+  offset: number;
+  constructor(readonly path: string, readonly segNo: number, fd: number, offset: number) {
+    this.fd = fd;
+    this.offset = offset;
+  }
+
+  static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
+    const path = segmentPath(dir, segNo);
+    const fd = openSync(path, 'wx+');
+    writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER);
+  }
+
+  /** Reopens a segment to append after its last valid record; anything after it is cut off. */
+  static reopen(dir: string, segNo: number, end: number): SegmentWriter {
+    const path = segmentPath(dir, segNo);
+    const fd = openSync(path, 'r+');
+    if (fstatSync(fd).size > end) ftruncateSync(fd, end);
+    return new SegmentWriter(path, segNo, fd, end);
+  }
+
+  append(parts: Buffer[], length: number): number {
+    const at = this.offset;
+    const n = writevSync(this.fd, parts, at);
+    if (n !== length) {
+      this.voidAt(at);
+      throw Object.assign(new Error(`short journal write (${n} of ${length} bytes)`), { errno: -28, code: 'ENOSPC' });
+    }
+    this.offset = at + length;
+    return at;
+  }
+
+  /** Marks the end of the log at `at` (a zero body length), dropping the record that starts there. */
+  voidAt(at: number): void {
+    writeSync(this.fd, Buffer.alloc(FRAME_HEADER), 0, FRAME_HEADER, at);
+    this.offset = at;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+export interface ScannedRecord {
+  record: Record;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
+ * torn tail (a frame that runs past the end, or whose checksum fails, in the tail); `end` is the
+ * offset just after the last valid record. With `strict`, a bad record is an error instead.
+ */
+export function* scanSegment(path: string, opts: { strict?: boolean } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const h = Buffer.alloc(SEGMENT_HEADER);
+    readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    const { firstSeq } = checkHeader(h, path);
+    let offset = SEGMENT_HEADER;
+    const frame = Buffer.alloc(FRAME_HEADER);
+    let body = Buffer.alloc(1 << 20);
+    for (;;) {
+      if (offset + FRAME_HEADER > size) break;
+      readSync(fd, frame, 0, FRAME_HEADER, offset);
+      const length = frame.readUInt32LE(0);
+      if (length === 0) break;
+      if (offset + FRAME_HEADER + length > size) {
+        if (opts.strict) throw new JournalCorruptError(`${path}@${offset}: record runs past the end of the segment`);
+        break;
+      }
+      if (body.length < length) body = Buffer.alloc(length);
+      readSync(fd, body, 0, length, offset + FRAME_HEADER);
+      let record: Record;
+      try {
+        record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
+      } catch (err) {
+        if (opts.strict || !(err instanceof JournalCorruptError)) throw err;
+        break;
+      }
+      yield { record, offset, length: FRAME_HEADER + length };
+      offset += FRAME_HEADER + length;
+    }
+    return { end: offset, firstSeq };
+  } finally {
+    closeSync(fd);
+  }
+}

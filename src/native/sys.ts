@@ -1,0 +1,62 @@
+// Typed access to native/sys.c: Linux calls Node's fs lacks. Each returns 0 (or a value) or -errno.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+interface SysBinding {
+  utimensat(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number, noFollow: boolean): number;
+  futimens(fd: number, aSec: number, aNsec: number, mSec: number, mNsec: number): number;
+  mknod(path: string, mode: number, rdev: number): number;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): number;
+  lgetxattr(path: string, name: string): Buffer | number;
+  llistxattr(path: string): string[] | number;
+  lremovexattr(path: string, name: string): number;
+  fallocate(fd: number, mode: number, offset: number, length: number): number;
+  UTIME_NOW: number;
+  UTIME_OMIT: number;
+}
+
+function repoRoot(): string {
+  // dist/src/native/sys.js or src/native/sys.ts: the repository root is three or two levels up.
+  const here = dirname(fileURLToPath(import.meta.url));
+  return here.includes(`${'/'}dist${'/'}`) ? join(here, '..', '..', '..') : join(here, '..', '..');
+}
+
+const require = createRequire(import.meta.url);
+export const sys: SysBinding = require(join(repoRoot(), 'native', 'build', 'Release', 'epochfs_sys.node'));
+export const UTIME_NOW = sys.UTIME_NOW;
+export const UTIME_OMIT = sys.UTIME_OMIT;
+
+/** A time as the kernel passes it: seconds and nanoseconds (nsec may be UTIME_NOW or UTIME_OMIT). */
+export interface TimeSpec {
+  sec: number;
+  nsec: number;
+}
+
+export const OMIT: TimeSpec = { sec: 0, nsec: UTIME_OMIT };
+
+export function nsToTimeSpec(ns: bigint): TimeSpec {
+  let sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += 1_000_000_000n;
+  }
+  return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+export function timeSpecToNs(t: TimeSpec): bigint {
+  return BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
+}
+
+/** Throws a Node-style error for a negative result, so callers can treat both fs and sys alike. */
+export function check<T>(result: T | number, what: string, path?: string): T {
+  if (typeof result === 'number' && result < 0) {
+    const err = new Error(`${what}${path ? ` ${path}` : ''}: errno ${-result}`) as NodeJS.ErrnoException;
+    err.errno = result;
+    err.syscall = what;
+    if (path) err.path = path;
+    throw err;
+  }
+  return result as T;
+}
