@@ -1,0 +1,42 @@
+// Unmounting whatever tests mounted, also mounts left stale by a killed daemon or an earlier run.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { RUN_DIR, TEST_ROOT } from './env.js';
+
+function mountsUnder(root: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4].replace(/\\040/g, ' '))
+    .filter((m) => m === root || m.startsWith(`${root}/`))
+    .reverse();
+}
+
+export function killDaemons(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(RUN_DIR, 'mounts'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    try {
+      const { pid } = JSON.parse(readFileSync(join(RUN_DIR, 'mounts', name), 'utf8')) as { pid: number };
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Lazily unmounts every mount under the test root (test code, not a serving daemon: sync is fine). */
+export function unmountAll(root = TEST_ROOT): void {
+  for (const m of mountsUnder(root)) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      // raced with another unmount
+    }
+  }
+}

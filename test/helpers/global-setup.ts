@@ -1,0 +1,15 @@
+// Before and after the whole run: nothing of ours stays mounted or running.
+import { mkdirSync } from 'node:fs';
+import { TEST_ROOT } from './env.js';
+import { killDaemons, unmountAll } from './cleanup.js';
+
+export function setup(): void {
+  killDaemons();
+  unmountAll();
+  mkdirSync(TEST_ROOT, { recursive: true });
+}
+
+export function teardown(): void {
+  killDaemons();
+  unmountAll();
+}

@@ -1,0 +1,102 @@
+// A tree's full observable state, for comparing a replayed copy with the backing dir: content,
+// type, mode, owner, mtime (ns), size, link count, hard-link groups, symlink targets, xattrs.
+import { createHash } from 'node:crypto';
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { ROOT } from './cli.js';
+
+const require = createRequire(import.meta.url);
+const sys = require(join(ROOT, 'native', 'build', 'Release', 'epochfs_sys.node')) as {
+  llistxattr(p: string): string[] | number;
+  lgetxattr(p: string, n: string): Buffer | number;
+};
+
+export interface NodeState {
+  type: string;
+  mode: string;
+  uid: number;
+  gid: number;
+  mtimeNs: string;
+  size?: number;
+  nlink: number;
+  links?: string; // other names of the same inode
+  target?: string;
+  sha256?: string;
+  xattrs: { [name: string]: string };
+}
+
+export type TreeState = { [path: string]: NodeState };
+
+function xattrsOf(p: string): { [name: string]: string } {
+  const names = sys.llistxattr(p);
+  const out: { [name: string]: string } = {};
+  if (typeof names === 'number') return out;
+  for (const n of [...names].sort()) {
+    const v = sys.lgetxattr(p, n);
+    out[n] = typeof v === 'number' ? `errno ${v}` : v.toString('hex');
+  }
+  return out;
+}
+
+function typeOf(mode: number): string {
+  switch (mode & 0o170000) {
+    case 0o040000: return 'dir';
+    case 0o100000: return 'file';
+    case 0o120000: return 'symlink';
+    case 0o010000: return 'fifo';
+    default: return `other ${(mode & 0o170000).toString(8)}`;
+  }
+}
+
+export function snapshot(root: string, opts: { skipRootTimes?: boolean } = {}): TreeState {
+  const out: TreeState = {};
+  const inodes = new Map<bigint, string[]>();
+  const walk = (rel: string) => {
+    const abs = rel ? join(root, rel) : root;
+    const st = lstatSync(abs, { bigint: true });
+    const type = typeOf(Number(st.mode));
+    const node: NodeState = {
+      type,
+      mode: (Number(st.mode) & 0o7777).toString(8),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeNs: rel === '' && opts.skipRootTimes ? '-' : st.mtimeNs.toString(),
+      nlink: type === 'dir' ? 0 : Number(st.nlink),
+      xattrs: xattrsOf(abs),
+    };
+    if (type === 'file') {
+      node.size = Number(st.size);
+      node.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    }
+    if (type === 'symlink') node.target = readlinkSync(abs);
+    if (type !== 'dir') inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), rel]);
+    out[rel || '/'] = node;
+    if (type === 'dir') for (const name of readdirSync(abs).sort()) walk(rel ? `${rel}/${name}` : name);
+  };
+  walk('');
+  for (const names of inodes.values()) {
+    if (names.length > 1) for (const n of names) out[n].links = names.filter((m) => m !== n).sort().join(',');
+  }
+  return out;
+}
+
+/** Differences between two tree states, as readable lines (empty when equal). */
+export function diffTrees(a: TreeState, b: TreeState, limit = 20): string[] {
+  const out: string[] = [];
+  for (const p of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (out.length >= limit) break;
+    const x = a[p];
+    const y = b[p];
+    if (!x) out.push(`${p}: only in second`);
+    else if (!y) out.push(`${p}: only in first`);
+    else {
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)]) as Set<keyof NodeState>) {
+        const vx = JSON.stringify(x[k]);
+        const vy = JSON.stringify(y[k]);
+        if (vx !== vy) out.push(`${p}: ${k} ${vx} != ${vy}`);
+      }
+    }
+  }
+  return out;
+}
