@@ -6,7 +6,7 @@ import { killDaemons, unmountAll } from './cleanup.js';
 export function setup(): void {
   killDaemons();
   unmountAll();
-  mkdirSync(TEST_ROOT, { recursive: true });
+  mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
 }
 
 export function teardown(): void {
