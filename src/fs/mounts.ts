@@ -2,7 +2,7 @@
 // through the umount(8) program (asynchronously: a synchronous child would deadlock a serving daemon).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 
 export interface MountEntry {
   mountpoint: string;
@@ -32,10 +32,13 @@ export function findMount(mountpoint: string): MountEntry | undefined {
   return all[all.length - 1];
 }
 
-/** A FUSE mount whose daemon is gone answers ENOTCONN ("Transport endpoint is not connected"). */
+/**
+ * A FUSE mount whose daemon is gone answers ENOTCONN ("Transport endpoint is not connected").
+ * statfs is asked because the kernel never answers it from its caches, unlike stat.
+ */
 export async function isStale(mountpoint: string): Promise<boolean> {
   try {
-    await stat(mountpoint);
+    await statfs(mountpoint);
     return false;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOTCONN';

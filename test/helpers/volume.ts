@@ -43,7 +43,17 @@ export function makeVolume(prefix: string, init?: (backing: string) => void): Te
       return Number(readFileSync(join(state, 'daemon.pid'), 'utf8'));
     },
     kill() {
-      process.kill(vol.daemonPid(), 'SIGKILL');
+      const pid = vol.daemonPid();
+      process.kill(pid, 'SIGKILL');
+      // wait until it is gone, as an operator would see it (the kernel then aborts the connection)
+      for (;;) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        execFileSync('sleep', ['0.01']);
+      }
     },
     async replay(toSeq) {
       const onto = join(dir, `replay-${++replays}`);
