@@ -77,7 +77,7 @@ for phase in $PHASES; do
       t0=$(now)
       "${FIO[@]}" --name=seqwrite --filename="$M/seq.dat" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 >"$PROF_DIR/$phase/fio.json"
       t1=$(now)
-      python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]["write"]; print(f"fio: {j["bw_bytes"]/1e6:.1f} MB/s")' "$PROF_DIR/$phase/fio.json"
+      python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]["write"]; print("fio: %.1f MB/s" % (j["bw_bytes"] / 1e6))' "$PROF_DIR/$phase/fio.json"
       ;;
     randwrite)
       # lay the file out first, untimed, as fio does before a time_based run
@@ -87,7 +87,7 @@ for phase in $PHASES; do
       "${FIO[@]}" --name=randwrite --filename="$M/rand.dat" --rw=randwrite --bs=4k --size="$RAND_SIZE" \
         --time_based --runtime="$RAND_RUNTIME" --end_fsync=1 >"$PROF_DIR/$phase/fio.json"
       t1=$(now)
-      python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]["write"]; print(f"fio: {j["iops"]:.0f} IOPS")' "$PROF_DIR/$phase/fio.json"
+      python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]["write"]; print("fio: %.0f IOPS" % j["iops"])' "$PROF_DIR/$phase/fio.json"
       ;;
     meta)
       t0=$(now)

@@ -1,0 +1,133 @@
+// The journal on its own: record codec, segments, rollback, rotation, torn tails, group commit.
+import { describe, expect, it } from 'vitest';
+import { appendFileSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Journal, journalDir } from '../../src/journal/journal.js';
+import { readJournal } from '../../src/journal/cursor.js';
+import { decodeRecord, encodeRecord, FRAME_HEADER, type NewRecord } from '../../src/journal/record.js';
+import { segmentPath } from '../../src/journal/segment.js';
+import { EpochfsError, JournalCorruptError } from '../../src/util/errors.js';
+import { tempDir } from '../helpers/env.js';
+
+const t = 1_700_000_000_123_456_789n;
+const samples: NewRecord[] = [
+  { op: 'write', t, path: '/a', offset: 5, data: Buffer.from('hello') },
+  { op: 'truncate', t, path: '/a', size: 3 },
+  { op: 'create', t, path: '/b', mode: 0o100644, uid: 1000, gid: 1000 },
+  { op: 'mknod', t, path: '/p', mode: 0o10644, rdev: 0, uid: 0, gid: 0 },
+  { op: 'mkdir', t, path: '/d', mode: 0o40755, uid: 0, gid: 5 },
+  { op: 'symlink', t, path: '/l', target: '../x y', uid: 0, gid: 0 },
+  { op: 'link', t, path: '/a', dest: '/a2' },
+  { op: 'unlink', t, path: '/a2' },
+  { op: 'rmdir', t, path: '/d' },
+  { op: 'rename', t, path: '/b', dest: '/c' },
+  { op: 'chmod', t, path: '/c', mode: 0o100600 },
+  { op: 'chown', t, path: '/c', uid: 4294967295, gid: 7 },
+  { op: 'utimens', t, path: '/c', atime: { sec: 1, nsec: 2 }, mtime: { sec: -5, nsec: 999_999_999 } },
+  { op: 'setxattr', t, path: '/c', name: 'user.k', flags: 1, value: Buffer.from([0, 1, 2]) },
+  { op: 'removexattr', t, path: '/c', name: 'user.k' },
+  { op: 'mount', t, backing: '/b', mountpoint: '/m', generation: 3 },
+  { op: 'unclean', t, generation: 4 },
+];
+
+function decodeFrame(parts: Buffer[]) {
+  const frame = Buffer.concat(parts);
+  return decodeRecord(frame.subarray(FRAME_HEADER), frame.readUInt32LE(4), 'test');
+}
+
+describe('record codec', () => {
+  it('round-trips every record type', () => {
+    samples.forEach((rec, i) => expect(decodeFrame(encodeRecord(i + 1, rec))).toEqual({ ...rec, seq: i + 1 }));
+  });
+
+  it('detects a flipped byte', () => {
+    const parts = encodeRecord(1, samples[0]);
+    const frame = Buffer.concat(parts);
+    frame[frame.length - 2] ^= 1;
+    expect(() => decodeRecord(frame.subarray(FRAME_HEADER), frame.readUInt32LE(4), 'x')).toThrow(JournalCorruptError);
+  });
+});
+
+describe('journal', () => {
+  it('appends in order, rolls back a failed operation, and reads back', async () => {
+    const state = tempDir('journal');
+    const { journal, unclean } = await Journal.open(state);
+    expect(unclean).toBe(false);
+    const a = journal.begin(samples[0]);
+    const b = journal.begin(samples[1]);
+    journal.rollback(b); // the operation failed: it must leave no trace
+    const c = journal.begin(samples[2]);
+    expect([a.seq, c.seq]).toEqual([1, 2]);
+    expect(() => journal.rollback(a)).toThrow(JournalCorruptError);
+    await journal.close(true);
+    expect([...readJournal(state)].map((r) => r.op)).toEqual(['write', 'create']);
+    const again = await Journal.open(state);
+    expect(again.unclean).toBe(false);
+    expect(again.journal.lastSeq).toBe(2);
+    await again.journal.close(true);
+  });
+
+  it('rotates segments and reads across them without gaps', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state, { segmentBytes: 4096 });
+    for (let i = 0; i < 200; i++) journal.append({ op: 'write', t, path: `/f${i}`, offset: i, data: Buffer.alloc(100, i) });
+    await journal.durable();
+    await journal.close(true);
+    expect(readdirSync(journalDir(state)).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(3);
+    const seqs = [...readJournal(state, { fromSeq: 50, toSeq: 150 })].map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: 101 }, (_, i) => 50 + i));
+  });
+
+  it('after an unclean stop, cuts a torn tail and reports the last record', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    journal.append(samples[0]);
+    journal.append(samples[2]);
+    // no close: the daemon was killed; then a half-written record at the end
+    const seg = segmentPath(journalDir(state), 0);
+    const torn = Buffer.concat(encodeRecord(3, samples[9])).subarray(0, 20);
+    appendFileSync(seg, torn);
+    const size = statSync(seg).size;
+    // the dead daemon's LevelDB lock goes with its process; here the same process must close it
+    await (journal as unknown as { db: { close(): Promise<void> } }).db.close();
+    const again = await Journal.open(state);
+    expect(again.unclean).toBe(true);
+    expect(again.lastRecord?.seq).toBe(2);
+    expect(again.journal.lastSeq).toBe(2);
+    expect(statSync(seg).size).toBe(size - torn.length);
+    await again.journal.close(true);
+  });
+
+  it('makes records durable in group commits', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    const waits = [];
+    for (let i = 0; i < 50; i++) {
+      journal.append(samples[0]);
+      waits.push(journal.durable());
+    }
+    await Promise.all(waits);
+    expect(journal.lastDurableSeq).toBe(50);
+    await journal.close(true);
+  });
+
+  it('refuses a second daemon on the same state dir', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    await expect(Journal.open(state)).rejects.toMatchObject({ code: 'ESTATEBUSY' });
+    await journal.close(true);
+  });
+
+  it('reports a damaged record in an older segment as corruption', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    await journal.close(true);
+    const seg = segmentPath(journalDir(state), 0);
+    const bytes = readFileSync(seg);
+    bytes[100] ^= 0xff;
+    writeFileSync(seg, bytes);
+    expect(() => [...readJournal(state)]).toThrow(/checksum mismatch/);
+    expect(() => [...readJournal(state)]).toThrow(EpochfsError);
+  });
+});
