@@ -82,7 +82,7 @@ for phase in $PHASES; do
     randwrite)
       # lay the file out first, untimed, as fio does before a time_based run
       "${FIO[@]}" --name=layout --filename="$M/rand.dat" --rw=write --bs=1M --size="$RAND_SIZE" >/dev/null
-      before=$(node "$CLI" journal dump --state "$S" | tail -1 | cut -f1)
+      [[ $NOJOURNAL == 1 ]] || before=$(node "$CLI" journal dump --state "$S" | tail -1 | cut -f1)
       t0=$(now)
       "${FIO[@]}" --name=randwrite --filename="$M/rand.dat" --rw=randwrite --bs=4k --size="$RAND_SIZE" \
         --time_based --runtime="$RAND_RUNTIME" --end_fsync=1 >"$PROF_DIR/$phase/fio.json"

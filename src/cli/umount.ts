@@ -47,5 +47,9 @@ export async function umountCommand(mountpointArg: string, opts: { lazy?: boolea
     if (r.busy) throw new EpochfsError('EMOUNTBUSY', `${mountpoint} is busy (files are open); close them or use --lazy`);
     throw new EpochfsError('EDAEMON', `umount ${mountpoint}: ${r.message}`);
   }
+  if (opts.lazy && isAlive(entry?.pid ?? -1)) {
+    process.stderr.write(`epochfs: ${mountpoint} detached; its daemon stops once the files still open on it are closed\n`);
+    return;
+  }
   if (entry) await waitForExit(entry.pid);
 }

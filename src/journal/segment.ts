@@ -94,8 +94,9 @@ export interface ScannedRecord {
 
 /**
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
- * torn tail (a frame that runs past the end, or whose checksum fails, in the tail); `end` is the
- * offset just after the last valid record. With `strict`, a bad record is an error instead.
+ * torn tail (a last frame that runs past the end of the file or fails its checksum); `end` is the
+ * offset just after the last valid record. A bad frame followed by more data is corruption and
+ * throws; with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
   const fd = openSync(path, 'r');
@@ -122,7 +123,9 @@ export function* scanSegment(path: string, opts: { strict?: boolean } = {}): Gen
       try {
         record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
       } catch (err) {
-        if (opts.strict || !(err instanceof JournalCorruptError)) throw err;
+        // A torn write can only be the last frame; a bad frame with data after it is damage.
+        const last = offset + FRAME_HEADER + length === size;
+        if (opts.strict || !last || !(err instanceof JournalCorruptError)) throw err;
         break;
       }
       yield { record, offset, length: FRAME_HEADER + length };
