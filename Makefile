@@ -27,7 +27,9 @@ install:
 	install -m 0755 mount/mount.fuse.epochfs /sbin/mount.fuse.epochfs
 
 test: setup
-	npx vitest run
+	@rm -f .vitest-results.json; status=0; \
+	npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results.json || status=$$?; \
+	[ -f .vitest-results.json ] && node test/summary.mjs .vitest-results.json; exit $$status
 
 demo: setup
 	bash examples/demo.sh
