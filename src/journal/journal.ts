@@ -90,7 +90,7 @@ export class Journal {
 
   static async open(stateDir: string, opts: { segmentBytes?: number } = {}): Promise<JournalOpenResult> {
     const dir = journalDir(stateDir);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = await openIndex(dir);
     try {
       return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);

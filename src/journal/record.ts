@@ -58,10 +58,15 @@ function payloadOf(rec: NewRecord): Buffer | undefined {
 }
 
 function metaOf(rec: NewRecord): string {
-  return JSON.stringify(rec, (key, value) => {
-    if (key === 'data' || key === 'value' || key === 'op' || key === 'seq') return undefined;
-    return typeof value === 'bigint' ? value.toString() : value;
-  });
+  // Payload fields are left out before stringifying: JSON.stringify would call Buffer#toJSON on
+  // them (an array of every byte) before any replacer could drop them.
+  const meta: { [k: string]: unknown } = {};
+  for (const key in rec) {
+    if (key === 'data' || key === 'value' || key === 'op' || key === 'seq') continue;
+    const value = (rec as { [k: string]: unknown })[key];
+    meta[key] = typeof value === 'bigint' ? value.toString() : value;
+  }
+  return JSON.stringify(meta);
 }
 
 /** The frame of a record as buffers for one writev: header, fixed body part, meta, payload. */

@@ -51,7 +51,7 @@ export class SegmentWriter {
 
   static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
     const path = segmentPath(dir, segNo);
-    const fd = openSync(path, 'wx+');
+    const fd = openSync(path, 'wx+', 0o600); // journal data is the volume's data
     writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
     return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER);
   }
