@@ -24,6 +24,7 @@ build:
 # The epochfs command and the mount helper (mount -t fuse.epochfs, fstab) on PATH.
 install:
 	ln -sf $(CURDIR)/dist/src/cli/main.js $(PREFIX)/bin/epochfs
+	ln -sf $(CURDIR)/dist/tools/inspect.js $(PREFIX)/bin/epochfs-inspect
 	install -m 0755 mount/mount.fuse.epochfs /sbin/mount.fuse.epochfs
 
 test: setup
