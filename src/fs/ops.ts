@@ -1,16 +1,17 @@
 // The FUSE operations of one volume: a passthrough to the backing directory in which every
 // mutating operation is first written to the journal, then applied, then acknowledged.
 //
-// All of it runs on the one JS thread that serves the mount. Page-cache-fast syscalls are made
+// Read-only operations (getattr, read, readdir, readlink, getxattr, listxattr, statfs, access,
+// flush) never come here: the patched binding answers them on the FUSE threads from the backing dir
+// (passthroughRoot), so they cost no hop to the JS thread and run in parallel with it.
+//
+// All of this runs on the one JS thread that serves the mount. Page-cache-fast syscalls are made
 // synchronously (they measured faster than a thread-pool hop); fsync and the journal's durability
 // wait are asynchronous. Each mutating handler does begin → apply → commit in one synchronous turn,
 // so the journal order is exactly the order in which operations took effect.
-import {
-  closeSync, fstatSync, fsync, fdatasync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statfsSync,
-  ftruncateSync, constants as C, type BigIntStats,
-} from 'node:fs';
-import { Fuse, type Cb, type FuseOps, type FuseStat, type FuseStatfs, type ValueCb } from '../native/fuse.js';
-import { UTIME_NOW, nsToTimeSpec, sys, type TimeSpec } from '../native/sys.js';
+import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
+import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
+import { UTIME_NOW, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
 import { applyPathRecord, createFile, ownerGid, stampTimes, writeAt } from '../journal/apply.js';
 import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord, Record } from '../journal/record.js';
@@ -21,24 +22,6 @@ import { EOPNOTSUPP, fuseErrno } from './errno.js';
  *  O_APPEND would ignore the offset the kernel chose (and journaled), O_DIRECT needs aligned buffers. */
 const STRIPPED_FLAGS = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_APPEND | C.O_NOCTTY | C.O_DIRECT;
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
-
-function toFuseStat(s: BigIntStats): FuseStat {
-  return {
-    mode: Number(s.mode),
-    uid: Number(s.uid),
-    gid: Number(s.gid),
-    size: Number(s.size),
-    dev: Number(s.dev),
-    nlink: Number(s.nlink),
-    ino: Number(s.ino),
-    rdev: Number(s.rdev),
-    blksize: Number(s.blksize),
-    blocks: Number(s.blocks),
-    atimeNs: s.atimeNs,
-    mtimeNs: s.mtimeNs,
-    ctimeNs: s.ctimeNs,
-  };
-}
 
 class ShortWrite extends Error {
   readonly errno = -28; // ENOSPC
@@ -112,52 +95,6 @@ export class VolumeOps {
 
   readonly handlers: Partial<FuseOps> = {
     init: (cb) => cb(0),
-    access: (_path, _mode, cb) => cb(0), // default_permissions: the kernel checks access itself
-
-    statfs: (_path, cb: ValueCb<FuseStatfs>) => {
-      try {
-        const s = statfsSync(this.root);
-        cb(0, {
-          bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
-          files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255,
-        });
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
-    },
-
-    getattr: (path, cb) => {
-      try {
-        cb(0, toFuseStat(lstatSync(this.abs(path), { bigint: true })));
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
-    },
-
-    fgetattr: (_path, fd, cb) => {
-      try {
-        cb(0, toFuseStat(fstatSync(fd, { bigint: true })));
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
-    },
-
-    readdir: (path, cb) => {
-      try {
-        cb(0, ['.', '..', ...readdirSync(this.abs(path))]);
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
-    },
-
-    readlink: (path, cb) => {
-      try {
-        cb(0, readlinkSync(this.abs(path)));
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
-    },
-
     open: (path, flags, cb) => {
       try {
         const fd = openSync(this.abs(path), flags & ~STRIPPED_FLAGS);
@@ -179,14 +116,6 @@ export class VolumeOps {
           });
         },
       );
-    },
-
-    read: (_path, fd, buf, len, pos, cb) => {
-      try {
-        cb(readSync(fd, buf, 0, len, pos));
-      } catch (err) {
-        cb(fuseErrno(err));
-      }
     },
 
     write: (path, fd, buf, len, pos, cb) => {
@@ -222,8 +151,6 @@ export class VolumeOps {
         cb(fuseErrno(err));
       }
     },
-
-    flush: (_path, _fd, cb) => cb(0),
 
     fsync: (_path, datasync, fd, cb) => {
       const backing = new Promise<void>((res, rej) => (datasync ? fdatasync : fsync)(fd, (e) => (e ? rej(e) : res())));
@@ -280,17 +207,6 @@ export class VolumeOps {
 
     removexattr: (path, name, cb) => this.pathOp(cb, () => ({ op: 'removexattr', t: nowNs(), path, name })),
 
-    getxattr: (path, name, _position, cb) => {
-      const v = sys.lgetxattr(this.abs(path), name);
-      if (typeof v === 'number') cb(v);
-      else cb(0, v);
-    },
-
-    listxattr: (path, cb) => {
-      const v = sys.llistxattr(this.abs(path));
-      if (typeof v === 'number') cb(v);
-      else cb(0, v);
-    },
   };
 
   private isSymlink(path: string): boolean {

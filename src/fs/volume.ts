@@ -140,6 +140,7 @@ export class Volume {
       bigWrites: true,
       maxWrite: MAX_WRITE,
       useIno: true,
+      passthroughRoot: opts.backing,
       onExit,
     });
     return new Promise((res, rej) => this.fuse!.mount((err) => (err ? rej(new EpochfsError('EDAEMON', `mount failed: ${err.message}`)) : res())));
