@@ -109,6 +109,14 @@ describe('ownership and permissions of non-root callers', () => {
     expect(sd.mode & 0o2000).toBe(0o2000);
   });
 
+  it('chgrp and chown change only what they name', async () => {
+    const f = join(vol.mnt, 'owned');
+    writeFileSync(f, 'x');
+    expect((await sh(`chgrp 1234 ${f} && chown 1000 ${f}`)).code).toBe(0);
+    const s = statSync(join(vol.backing, 'owned'));
+    expect([s.uid, s.gid]).toEqual([1000, 1234]);
+  });
+
   it('gets EACCES where the backing dir would refuse', async () => {
     expect((await sh(`echo x >> ${vol.mnt}/rootfile`, as1000)).out).toMatch(/Permission denied/);
     expect((await sh(`touch ${vol.mnt}/rootdir/nope`, as1000)).out).toMatch(/Permission denied/);
