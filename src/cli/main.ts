@@ -6,6 +6,7 @@ import { EpochfsError, ExitCode } from '../util/errors.js';
 import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
 import { registerJournal } from './journal.js';
+import { registerInit } from './init.js';
 
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
@@ -32,6 +33,7 @@ const program = new Command('epochfs')
 registerMount(program, run);
 registerUmount(program, run);
 registerJournal(program, run);
+registerInit(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,6 +8,7 @@ export const ExitCode = {
   notFound: 3, // a missing backing dir, mount point, state dir or journal
   busy: 4, // a mount point or state dir already in use
   corrupt: 5, // a journal or store that fails its checks
+  denied: 6, // a wrong passphrase or key
 } as const;
 
 export type ErrorCode =
@@ -21,7 +22,14 @@ export type ErrorCode =
   | 'EDAEMON'
   | 'EJOURNALCORRUPT'
   | 'EJOURNALVERSION'
-  | 'EREPLAY';
+  | 'EREPLAY'
+  | 'ENOPASS'
+  | 'ENOSTORE'
+  | 'ESTOREEXISTS'
+  | 'ESTOREVERSION'
+  | 'EBADPASS'
+  | 'EOBJECTMISSING'
+  | 'EOBJECTCORRUPT';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -35,6 +43,13 @@ const exitFor: Record<ErrorCode, number> = {
   EJOURNALCORRUPT: ExitCode.corrupt,
   EJOURNALVERSION: ExitCode.corrupt,
   EREPLAY: ExitCode.failure,
+  ENOPASS: ExitCode.usage,
+  ENOSTORE: ExitCode.notFound,
+  ESTOREEXISTS: ExitCode.busy,
+  ESTOREVERSION: ExitCode.corrupt,
+  EBADPASS: ExitCode.denied,
+  EOBJECTMISSING: ExitCode.corrupt,
+  EOBJECTCORRUPT: ExitCode.corrupt,
 };
 
 export class EpochfsError extends Error {

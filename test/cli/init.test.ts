@@ -1,0 +1,34 @@
+// epochfs init: passphrase sources, refusal to clobber, exit codes.
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { epochfs } from '../helpers/cli.js';
+import { tempDir } from '../helpers/env.js';
+
+describe('epochfs init', () => {
+  it('creates a store from EPOCHFS_PASSPHRASE or a passphrase file', async () => {
+    const dir = tempDir('init');
+    const r = await epochfs(['init', '--store', join(dir, 's1')], { env: { EPOCHFS_PASSPHRASE: 'secret' } });
+    expect([r.code, r.stdout]).toEqual([0, expect.stringMatching(/^created store [0-9a-f]{64} at /)]);
+    expect(existsSync(join(dir, 's1', 'config', 'config'))).toBe(true);
+    writeFileSync(join(dir, 'pass'), 'from-file\n');
+    const r2 = await epochfs(['init', '--store', join(dir, 's2'), '--passphrase-file', join(dir, 'pass')], { env: { EPOCHFS_PASSPHRASE: '' } });
+    expect(r2.code).toBe(0);
+  });
+
+  it('fails clearly without a passphrase (exit 2) and on an existing store or a non-empty dir (exit 4)', async () => {
+    const dir = tempDir('init');
+    const r = await epochfs(['init', '--store', join(dir, 's')], { env: { EPOCHFS_PASSPHRASE: '' } });
+    expect([r.code, r.stderr.trim()]).toEqual([2, 'epochfs: no passphrase: set EPOCHFS_PASSPHRASE or pass --passphrase-file']);
+    const r2 = await epochfs(['init', '--store', join(dir, 's'), '--passphrase-file', join(dir, 'missing')]);
+    expect([r2.code, r2.stderr]).toEqual([2, expect.stringMatching(/cannot read passphrase file .*ENOENT/)]);
+    const env = { EPOCHFS_PASSPHRASE: 'secret' };
+    expect((await epochfs(['init', '--store', join(dir, 's')], { env })).code).toBe(0);
+    const again = await epochfs(['init', '--store', join(dir, 's')], { env });
+    expect([again.code, again.stderr]).toEqual([4, expect.stringMatching(/a store already exists/)]);
+    mkdirSync(join(dir, 'other'));
+    writeFileSync(join(dir, 'other', 'precious'), 'x');
+    const clobber = await epochfs(['init', '--store', join(dir, 'other')], { env });
+    expect([clobber.code, clobber.stderr]).toEqual([4, expect.stringMatching(/not empty and not an epochfs store/)]);
+  });
+});

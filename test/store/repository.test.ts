@@ -1,0 +1,75 @@
+// Store creation and opening: passphrases, key files, encrypted objects and their integrity.
+import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalBackend } from '../../src/store/backends/local.js';
+import { Repository } from '../../src/store/repository.js';
+import { tempDir } from '../helpers/env.js';
+
+const pass = Buffer.from('correct horse battery staple');
+const store = () => new LocalBackend(join(tempDir('repo'), 'store'));
+
+describe('repository', () => {
+  it('creates a store that opens with its passphrase and not with another', async () => {
+    const backend = store();
+    const repo = await Repository.init(backend, pass);
+    const again = await Repository.open(backend, pass);
+    expect(again.config.id).toBe(repo.config.id);
+    expect(again.blobId(Buffer.from('x'))).toBe(repo.blobId(Buffer.from('x')));
+    await expect(Repository.open(backend, Buffer.from('wrong'))).rejects.toMatchObject({ code: 'EBADPASS', exitCode: 6 });
+  });
+
+  it('refuses to create a second store in the same place, and names a missing one', async () => {
+    const backend = store();
+    await Repository.init(backend, pass);
+    await expect(Repository.init(backend, pass)).rejects.toMatchObject({ code: 'ESTOREEXISTS' });
+    await expect(Repository.open(store(), pass)).rejects.toMatchObject({ code: 'ENOSTORE', exitCode: 3 });
+  });
+
+  it('refuses a store of another format version', async () => {
+    const backend = store();
+    await Repository.init(backend, pass);
+    const path = join(backend.dir, 'config', 'config');
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"version": 1', '"version": 2'));
+    await expect(Repository.open(backend, pass)).rejects.toMatchObject({ code: 'ESTOREVERSION', exitCode: 5 });
+  });
+
+  it('keeps blob ids secret: they depend on the store key', async () => {
+    const a = await Repository.init(store(), pass);
+    const b = await Repository.init(store(), pass);
+    expect(a.blobId(Buffer.from('same'))).not.toBe(b.blobId(Buffer.from('same')));
+    expect(a.blobId(Buffer.from('same'))).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('stores encrypted objects and detects any damage, naming the object', async () => {
+    const backend = store();
+    const repo = await Repository.init(backend, pass);
+    const plain = Buffer.from(JSON.stringify({ hello: 'world' }));
+    const name = await repo.putObject('index', plain);
+    expect((await repo.getObject('index', name)).equals(plain)).toBe(true);
+    const stored = readFileSync(join(backend.dir, 'index', name));
+    expect(stored.includes(Buffer.from('hello'))).toBe(false);
+    for (const at of [0, 30, stored.length - 1]) {
+      const bad = Buffer.from(stored);
+      bad[at] ^= 1;
+      writeFileSync(join(backend.dir, 'index', name), bad);
+      await expect(repo.getObject('index', name)).rejects.toMatchObject({ code: 'EOBJECTCORRUPT', message: expect.stringContaining(`index/${name}`) });
+    }
+    await expect(repo.getObject('index', '00'.repeat(32))).rejects.toMatchObject({ code: 'EOBJECTMISSING' });
+  });
+
+  it('authenticates blobs against their ids', async () => {
+    const repo = await Repository.init(store(), pass);
+    const data = Buffer.from('chunk');
+    const id = repo.blobId(data);
+    const sealed = repo.sealBlob(id, data);
+    expect(repo.openBlob(id, sealed, 'pack p').equals(data)).toBe(true);
+    expect(() => repo.openBlob(repo.blobId(Buffer.from('other')), sealed, 'pack p')).toThrow(/fails authentication/);
+  });
+
+  it('writes the key file before the config', async () => {
+    const backend = store();
+    await Repository.init(backend, pass);
+    expect(readdirSync(join(backend.dir, 'keys'))).toHaveLength(1);
+  });
+});
