@@ -7,6 +7,9 @@ import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
 import { registerJournal } from './journal.js';
 import { registerInit } from './init.js';
+import { registerEpochs } from './epochs.js';
+import { registerRestore } from './restore.js';
+import { registerVerify } from './verify.js';
 
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
@@ -34,6 +37,9 @@ registerMount(program, run);
 registerUmount(program, run);
 registerJournal(program, run);
 registerInit(program, run);
+registerEpochs(program, run);
+registerRestore(program, run);
+registerVerify(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,8 @@ export interface Backend {
   put(kind: ObjectKind, name: string, data: Buffer): Promise<void>;
   /** The object's bytes; ObjectNotFoundError when it does not exist. */
   get(kind: ObjectKind, name: string): Promise<Buffer>;
+  /** `length` bytes of an object from `offset` (a blob inside a pack); ObjectNotFoundError when absent. */
+  getRange(kind: ObjectKind, name: string, offset: number, length: number): Promise<Buffer>;
   /** Its size, or undefined when it does not exist. */
   stat(kind: ObjectKind, name: string): Promise<{ size: number } | undefined>;
   /** Names of every object of a kind, in no particular order. */

@@ -135,6 +135,27 @@ export class Repository {
     }
   }
 
+  /** openBlob, plus the check that the plaintext hashes to the blob's id. */
+  openBlobChecked(id: string, sealed: Buffer, where: string): Buffer {
+    const plain = this.openBlob(id, sealed, where);
+    if (this.blobId(plain) !== id) throw new EpochfsError('EOBJECTCORRUPT', `blob ${id} in ${where} does not match its id`);
+    return plain;
+  }
+
+  /** A pack header: sealed like an object of kind `packs`. */
+  sealHeader(kind: 'packs', plaintext: Buffer): Buffer {
+    return seal(this.objectKey, plaintext, `epochfs/v1/${kind}`);
+  }
+
+  openHeader(kind: 'packs', sealed: Buffer, where: string): Buffer {
+    try {
+      return open(this.objectKey, sealed, `epochfs/v1/${kind}`);
+    } catch (err) {
+      if (err instanceof AuthenticationError) throw new EpochfsError('EOBJECTCORRUPT', `${where} has a header that fails authentication`);
+      throw err;
+    }
+  }
+
   /** Encrypts and stores an object; its name is the hash of the stored bytes. */
   async putObject(kind: EncryptedKind, plaintext: Buffer): Promise<string> {
     const sealed = seal(this.objectKey, plaintext, `epochfs/v1/${kind}`);

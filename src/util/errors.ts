@@ -29,7 +29,9 @@ export type ErrorCode =
   | 'ESTOREVERSION'
   | 'EBADPASS'
   | 'EOBJECTMISSING'
-  | 'EOBJECTCORRUPT';
+  | 'EOBJECTCORRUPT'
+  | 'ENOEPOCH'
+  | 'ERESTORETARGET';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -50,6 +52,8 @@ const exitFor: Record<ErrorCode, number> = {
   EBADPASS: ExitCode.denied,
   EOBJECTMISSING: ExitCode.corrupt,
   EOBJECTCORRUPT: ExitCode.corrupt,
+  ENOEPOCH: ExitCode.notFound,
+  ERESTORETARGET: ExitCode.busy,
 };
 
 export class EpochfsError extends Error {

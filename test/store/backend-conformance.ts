@@ -21,6 +21,9 @@ export function backendConformance(name: string, makeBackend: () => Promise<Back
       expect((await b.get('epochs', id(3))).length).toBe(0);
       expect((await b.get('config', 'config')).toString()).toBe('{"v":1}');
       expect(await b.stat('packs', id(1))).toEqual({ size: big.length });
+      expect((await b.getRange('packs', id(1), 4096 * 3, 4097)).equals(big.subarray(4096 * 3, 4096 * 4 + 1))).toBe(true);
+      expect((await b.getRange('packs', id(1), big.length - 10, 100)).length).toBe(10);
+      await expect(b.getRange('packs', id(77), 0, 1)).rejects.toBeInstanceOf(ObjectNotFoundError);
     });
 
     it('never overwrites an object', async () => {

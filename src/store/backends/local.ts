@@ -63,6 +63,23 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async getRange(kind: ObjectKind, name: string, offset: number, length: number): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await open(this.pathOf(kind, name), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(kind, name);
+      throw err;
+    }
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async stat(kind: ObjectKind, name: string): Promise<{ size: number } | undefined> {
     try {
       return { size: (await stat(this.pathOf(kind, name))).size };

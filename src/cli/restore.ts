@@ -1,0 +1,47 @@
+// epochfs restore --store <s> --epoch <id|latest> --to <dir> [--volume <name>]: each volume of the
+// epoch into <dir>/<name>, byte-exact; a progress bar on a terminal.
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { BlobStore } from '../store/blobs.js';
+import { findEpoch } from '../store/epochs.js';
+import { restoreTree } from '../store/restore.js';
+import { EpochfsError } from '../util/errors.js';
+import { openStore, withStoreOptions, type StoreCliOptions } from './store-options.js';
+
+interface RestoreOptions extends StoreCliOptions {
+  epoch: string;
+  to: string;
+  volume?: string;
+}
+
+export function registerRestore(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  withStoreOptions(program.command('restore').description('restore the volumes of an epoch'))
+    .requiredOption('--epoch <id>', 'an epoch id, a unique prefix of one, or latest')
+    .requiredOption('--to <dir>', 'each volume goes to <dir>/<name>')
+    .option('--volume <name>', 'restore only this volume')
+    .action((opts: RestoreOptions) => run(() => restoreCommand(opts)));
+}
+
+async function restoreCommand(opts: RestoreOptions): Promise<void> {
+  const repo = await openStore(opts);
+  const epoch = await findEpoch(repo, opts.epoch);
+  const volumes = opts.volume ? epoch.volumes.filter((v) => v.name === opts.volume) : epoch.volumes;
+  if (volumes.length === 0) throw new EpochfsError('ENOEPOCH', `epoch ${epoch.id.slice(0, 16)} has no volume ${opts.volume}`);
+  const blobs = await BlobStore.load(repo);
+  const total = volumes.reduce((n, v) => n + v.bytes, 0);
+  const bar = process.stderr.isTTY ? new SingleBar({ format: 'restore [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : undefined;
+  bar?.start(total, 0);
+  let done = 0;
+  try {
+    for (const v of volumes) {
+      await restoreTree(blobs, v.tree, v.root, join(resolve(opts.to), v.name), {
+        chunkSize: repo.config.chunkSize,
+        progress: (n) => bar?.update((done += n)),
+      });
+    }
+  } finally {
+    bar?.stop();
+  }
+  process.stderr.write(`epochfs: restored epoch ${epoch.id.slice(0, 16)} (${volumes.map((v) => v.name).join(', ')}) to ${resolve(opts.to)}\n`);
+}

@@ -1,0 +1,97 @@
+// Blobs in the store: deduplicated by id, sealed, gathered into packs, found again through the
+// index. Write order (docs/ARCHITECTURE.md): packs first, then the index objects that list them.
+import { EpochfsError } from '../util/errors.js';
+import { hash256 } from './crypto.js';
+import { PackBuilder, type BlobType } from './pack.js';
+import type { Repository } from './repository.js';
+
+export interface IndexEntry {
+  pack: string;
+  type: BlobType;
+  offset: number;
+  length: number;
+}
+
+interface IndexObject {
+  packs: { id: string; blobs: { id: string; type: BlobType; offset: number; length: number }[] }[];
+}
+
+export class BlobStore {
+  private readonly index = new Map<string, IndexEntry>();
+  private readonly pending = new Set<string>();
+  private pack = new PackBuilder();
+  private unindexed: IndexObject['packs'] = [];
+  /** Stored (sealed) bytes of packs written by this instance. */
+  bytesAdded = 0;
+
+  private constructor(private readonly repo: Repository) {}
+
+  /** Loads every index object of the store. */
+  static async load(repo: Repository): Promise<BlobStore> {
+    const store = new BlobStore(repo);
+    for await (const name of repo.backend.list('index')) {
+      const idx = JSON.parse((await repo.getObject('index', name)).toString()) as IndexObject;
+      for (const p of idx.packs) for (const b of p.blobs) store.index.set(b.id, { pack: p.id, type: b.type, offset: b.offset, length: b.length });
+    }
+    return store;
+  }
+
+  has(id: string): boolean {
+    return this.index.has(id) || this.pending.has(id);
+  }
+
+  entry(id: string): IndexEntry | undefined {
+    return this.index.get(id);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** Stores a blob unless the store has it; returns its id. */
+  async put(type: BlobType, plaintext: Buffer): Promise<string> {
+    const id = this.repo.blobId(plaintext);
+    if (this.has(id)) return id;
+    this.pack.add(id, type, this.repo.sealBlob(id, plaintext));
+    this.pending.add(id);
+    if (this.pack.size >= this.repo.config.packSize) await this.writePack();
+    return id;
+  }
+
+  private async writePack(): Promise<void> {
+    if (this.pack.empty) return;
+    const pack = this.pack;
+    this.pack = new PackBuilder();
+    const bytes = pack.finish(this.repo);
+    const name = hash256(bytes).toString('hex');
+    await this.repo.backend.put('packs', name, bytes);
+    this.bytesAdded += bytes.length;
+    for (const b of pack.blobs) {
+      this.index.set(b.id, { pack: name, type: b.type, offset: b.offset, length: b.length });
+      this.pending.delete(b.id);
+    }
+    this.unindexed.push({ id: name, blobs: pack.blobs });
+  }
+
+  /** Writes the open pack, then one index object for every pack not yet indexed. */
+  async flush(): Promise<void> {
+    await this.writePack();
+    if (this.unindexed.length === 0) return;
+    const obj: IndexObject = { packs: this.unindexed };
+    await this.repo.putObject('index', Buffer.from(JSON.stringify(obj)));
+    this.unindexed = [];
+  }
+
+  /** A blob's plaintext, authenticated against its id. */
+  async get(id: string): Promise<Buffer> {
+    const e = this.index.get(id);
+    if (!e) throw new EpochfsError('EOBJECTMISSING', `blob ${id} is not in the store's index`);
+    let sealed: Buffer;
+    try {
+      sealed = await this.repo.backend.getRange('packs', e.pack, e.offset, e.length);
+    } catch (err) {
+      throw new EpochfsError('EOBJECTMISSING', `packs/${e.pack} (holding blob ${id}) cannot be read: ${(err as Error).message}`);
+    }
+    return this.repo.openBlobChecked(id, sealed, `packs/${e.pack}`);
+  }
+}
