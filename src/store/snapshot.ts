@@ -1,6 +1,10 @@
-// Scanning a directory into the store: files in fixed chunks (all-zero chunks become holes), one
-// tree blob per directory, hard links grouped. Used for a volume's base and, later, for resyncing
-// after an unclean stop; the shipper updates trees incrementally from the journal instead.
+// Turning a directory into store trees. One builder serves both uses:
+// - a full scan (a volume's base, a resync): every directory is read, every file chunked;
+// - an epoch from the shipper's shadow copy: only directories on the path of a change are read
+//   again; other subtrees keep their tree ids, and files keep the chunks no write touched
+//   (docs/ARCHITECTURE.md, "Shipping").
+// Files are cut into fixed chunks (all-zero chunks become holes); hard-linked files carry their
+// inode number as link group.
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, constants as C, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { sys } from '../native/sys.js';
@@ -13,6 +17,37 @@ export interface SnapshotResult {
   files: number;
   bytes: number;
 }
+
+/** What a file's content was at the previous epoch. */
+export interface CachedContent {
+  size: number;
+  content: (string | null)[];
+}
+
+/** A directory's tree and what it holds (files and their bytes, recursively). */
+export interface TreeSummary {
+  id: string;
+  files: number;
+  bytes: number;
+}
+
+/** What the builder may reuse from the previous epoch, keyed by inode number. */
+export interface BuildCaches {
+  /** trees of directories, for subtrees that did not change */
+  trees: Map<string, TreeSummary>;
+  /** file contents, for chunks no write touched */
+  contents: Map<string, CachedContent>;
+}
+
+export interface BuildPlan {
+  /** Must this directory (path relative to the root, '' for the root) be read again? */
+  isDirty(rel: string): boolean;
+  /** Chunk indices written since the previous epoch; 'all' when unknown. */
+  dirtyChunks(ino: string): Set<number> | 'all';
+}
+
+/** Everything is dirty: a full scan. */
+export const FULL_SCAN: BuildPlan = { isDirty: () => true, dirtyChunks: () => 'all' };
 
 export function xattrsOf(path: string): { [name: string]: string } | undefined {
   const names = sys.llistxattr(path);
@@ -37,69 +72,116 @@ export function metaOf(path: string, st: BigIntStats): NodeMeta {
   return meta;
 }
 
-class Scanner {
-  private links = new Map<bigint, number>();
-  files = 0;
-  bytes = 0;
-  private readonly zero: Buffer;
+/** The end of chunk i of a file of `size` bytes. */
+function chunkEnd(i: number, chunk: number, size: number): number {
+  return Math.min((i + 1) * chunk, size);
+}
 
-  constructor(private readonly blobs: BlobStore, private readonly chunkSize: number) {
+export class TreeBuilder {
+  /** Bytes this build read and chunked (the rest was reused). */
+  bytesRead = 0;
+  private readonly zero: Buffer;
+  private readonly buf: Buffer;
+  /** The caches for the next epoch: what this build saw. */
+  readonly next: BuildCaches = { trees: new Map(), contents: new Map() };
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly chunkSize: number,
+    private readonly plan: BuildPlan = FULL_SCAN,
+    private readonly prev: BuildCaches = { trees: new Map(), contents: new Map() },
+  ) {
     this.zero = Buffer.alloc(chunkSize);
+    this.buf = Buffer.alloc(chunkSize);
   }
 
-  async file(path: string): Promise<(string | null)[]> {
-    const fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME); // reading must not change what is stored
+  private async readChunk(fd: number, i: number, size: number): Promise<string | null> {
+    const want = chunkEnd(i, this.chunkSize, size) - i * this.chunkSize;
+    let n = 0;
+    while (n < want) {
+      const got = readSync(fd, this.buf, n, want - n, i * this.chunkSize + n);
+      if (got === 0) break;
+      n += got;
+    }
+    const chunk = this.buf.subarray(0, n);
+    return chunk.equals(this.zero.subarray(0, n)) ? null : this.blobs.put('data', Buffer.from(chunk));
+  }
+
+  private async file(path: string, st: BigIntStats): Promise<(string | null)[]> {
+    const ino = st.ino.toString();
+    const size = Number(st.size);
+    const count = Math.ceil(size / this.chunkSize);
+    const prev = this.prev.contents.get(ino);
+    const dirty = this.plan.dirtyChunks(ino);
     const content: (string | null)[] = [];
+    let fd: number | undefined;
     try {
-      const buf = Buffer.alloc(this.chunkSize);
-      for (let pos = 0; ; pos += this.chunkSize) {
-        let n = 0;
-        while (n < this.chunkSize) {
-          const got = readSync(fd, buf, n, this.chunkSize - n, pos + n);
-          if (got === 0) break;
-          n += got;
+      for (let i = 0; i < count; i++) {
+        const reusable = prev && dirty !== 'all' && !dirty.has(i) && i < prev.content.length
+          && chunkEnd(i, this.chunkSize, prev.size) === chunkEnd(i, this.chunkSize, size);
+        if (reusable) {
+          content.push(prev.content[i]);
+          continue;
         }
-        if (n === 0) break;
-        const chunk = buf.subarray(0, n);
-        content.push(chunk.equals(this.zero.subarray(0, n)) ? null : await this.blobs.put('data', Buffer.from(chunk)));
-        this.bytes += n;
-        if (n < this.chunkSize) break;
+        // O_NOATIME: reading must not change what is being stored
+        fd ??= openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME);
+        content.push(await this.readChunk(fd, i, size));
+        this.bytesRead += chunkEnd(i, this.chunkSize, size) - i * this.chunkSize;
       }
     } finally {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
+    this.next.contents.set(ino, { size, content });
     return content;
   }
 
-  async dir(path: string): Promise<string> {
+  /** The tree of directory `rel` (relative to `root`), rebuilt or reused. */
+  async dir(root: string, rel: string, st: BigIntStats): Promise<TreeSummary> {
+    const ino = st.ino.toString();
+    const cached = this.prev.trees.get(ino);
+    if (cached && !this.plan.isDirty(rel)) {
+      this.next.trees.set(ino, cached);
+      return cached;
+    }
+    const abs = rel ? join(root, rel) : root;
     const entries: TreeEntry[] = [];
-    for (const name of readdirSync(path).sort()) {
-      const p = join(path, name);
-      const st = lstatSync(p, { bigint: true });
-      const type = typeOfMode(Number(st.mode));
-      const e: TreeEntry = { name, type, ...metaOf(p, st) };
-      if (type === 'dir') e.subtree = await this.dir(p);
-      else {
-        this.files++;
-        if (st.nlink > 1n) {
-          if (!this.links.has(st.ino)) this.links.set(st.ino, this.links.size + 1);
-          e.link = this.links.get(st.ino);
-        }
+    const summary = { id: '', files: 0, bytes: 0 };
+    for (const name of readdirSync(abs).sort()) {
+      const p = join(abs, name);
+      const cst = lstatSync(p, { bigint: true });
+      const type = typeOfMode(Number(cst.mode));
+      const e: TreeEntry = { name, type, ...metaOf(p, cst) };
+      if (type === 'dir') {
+        const sub = await this.dir(root, rel ? `${rel}/${name}` : name, cst);
+        e.subtree = sub.id;
+        summary.files += sub.files;
+        summary.bytes += sub.bytes;
+      } else {
+        summary.files++;
+        if (cst.nlink > 1n) e.link = Number(cst.ino);
         if (type === 'file') {
-          e.size = Number(st.size);
-          e.content = await this.file(p);
+          e.size = Number(cst.size);
+          summary.bytes += e.size;
+          e.content = await this.file(p, cst);
         } else if (type === 'symlink') e.target = readlinkSync(p);
-        else e.rdev = Number(st.rdev);
+        else e.rdev = Number(cst.rdev);
       }
       entries.push(e);
     }
-    return this.blobs.put('tree', encodeTree(entries));
+    summary.id = await this.blobs.put('tree', encodeTree(entries));
+    this.next.trees.set(ino, summary);
+    return summary;
+  }
+
+  /** The whole volume at `root`: its tree id and the root's own metadata. */
+  async build(root: string): Promise<SnapshotResult> {
+    const st = lstatSync(root, { bigint: true });
+    const { id, files, bytes } = await this.dir(root, '', st);
+    return { tree: id, root: metaOf(root, st), files, bytes };
   }
 }
 
-/** Stores a directory's whole tree; returns its root tree id. Call blobs.flush() afterwards. */
+/** Stores a directory's whole tree (a full scan). Call blobs.flush() afterwards. */
 export async function snapshotDirectory(blobs: BlobStore, dir: string, chunkSize: number): Promise<SnapshotResult> {
-  const scanner = new Scanner(blobs, chunkSize);
-  const tree = await scanner.dir(dir);
-  return { tree, root: metaOf(dir, lstatSync(dir, { bigint: true })), files: scanner.files, bytes: scanner.bytes };
+  return new TreeBuilder(blobs, chunkSize).build(dir);
 }
