@@ -10,7 +10,8 @@ import { readJournal } from '../src/journal/cursor.js';
 import { journalDir, listSegments } from '../src/journal/journal.js';
 import { segmentName } from '../src/journal/segment.js';
 import { isAlive } from '../src/fs/registry.js';
-import { EpochfsError } from '../src/util/errors.js';
+import { EpochfsError, ExitCode } from '../src/util/errors.js';
+import { exitQuietlyOnEpipe } from '../src/util/stdout.js';
 
 interface JournalSummary {
   stateDir: string;
@@ -62,6 +63,8 @@ function print(s: JournalSummary): void {
     out.write(`  ${op.padEnd(12)} ${String(v.records).padStart(10)}${v.payloadBytes ? `  ${v.payloadBytes} payload bytes` : ''}\n`);
   }
 }
+
+exitQuietlyOnEpipe(ExitCode.failure);
 
 const program = new Command('epochfs-inspect').description('inspect epochfs state').exitOverride();
 program

@@ -3,6 +3,7 @@
 // errors into messages and exit codes (docs/ARCHITECTURE.md, "Exit codes").
 import { Command, CommanderError } from 'commander';
 import { EpochfsError, ExitCode } from '../util/errors.js';
+import { exitQuietlyOnEpipe } from '../util/stdout.js';
 import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
 import { registerJournal } from './journal.js';
@@ -10,6 +11,7 @@ import { registerInit } from './init.js';
 import { registerEpochs } from './epochs.js';
 import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
+import { registerCheckpoint } from './checkpoint.js';
 
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
@@ -24,8 +26,7 @@ async function run(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-// `epochfs journal dump | head` closes the pipe early: that is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : ExitCode.failure));
+exitQuietlyOnEpipe(ExitCode.failure);
 
 const program = new Command('epochfs')
   .description('a FUSE backup filesystem: every change journaled in order')
@@ -40,6 +41,7 @@ registerInit(program, run);
 registerEpochs(program, run);
 registerRestore(program, run);
 registerVerify(program, run);
+registerCheckpoint(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,13 +7,21 @@ import type { Command } from 'commander';
 import { Volume } from '../fs/volume.js';
 import { registerDaemon, unregisterDaemon } from '../fs/registry.js';
 import { EpochfsError } from '../util/errors.js';
-import { defaultStateDir, parseNonNegative } from './options.js';
+import { defaultStateDir, parseDuration, parseNonNegative } from './options.js';
+import { readPassphrase } from '../store/passphrase.js';
+import { Shipping } from './shipping.js';
+import { basename } from 'node:path';
+import { UsageError } from '../util/errors.js';
 
 export interface MountCliOptions {
   state?: string;
   foreground?: boolean;
   journal: boolean;
   cacheTimeout: number;
+  store?: string;
+  passphraseFile?: string;
+  epochInterval?: number;
+  name?: string;
 }
 
 const READY = 'epochfs:ready';
@@ -28,6 +36,10 @@ export function registerMount(program: Command, run: (fn: () => Promise<void>) =
     .option('--foreground', 'stay attached; SIGINT/SIGTERM unmount')
     .option('--no-journal', 'do not journal (only to measure the journal\'s cost)')
     .option('--cache-timeout <seconds>', 'how long the kernel may cache entries and attributes', parseNonNegative('--cache-timeout'), 60)
+    .option('--store <dir>', 'ship the journal to this store (see epochfs init)')
+    .option('--passphrase-file <file>', 'the store passphrase\'s file (else EPOCHFS_PASSPHRASE)')
+    .option('--epoch-interval <duration>', 'take an epoch this often when something changed (500ms, 30s, 5m)', parseDuration('--epoch-interval'))
+    .option('--name <name>', 'the volume\'s name in the store (default: the backing dir\'s base name)')
     .action((backing: string, mountpoint: string, opts: MountCliOptions) => run(() => mountCommand(backing, mountpoint, opts)));
 }
 
@@ -47,7 +59,10 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   const mountpoint = resolve(mountpointArg);
   const stateDir = resolve(opts.state ?? defaultStateDir(backing));
   preflight(backing, mountpoint);
-  mkdirSync(stateDir, { recursive: true });
+  if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
+  if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
+  if (opts.store) readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   if (opts.foreground) return serve(backing, mountpoint, stateDir, opts);
   return startDetached(backing, mountpoint, stateDir, opts);
 }
@@ -58,6 +73,10 @@ async function startDetached(backing: string, mountpoint: string, stateDir: stri
   const log = openSync(logPath, 'a');
   const args = [process.argv[1], 'mount', backing, mountpoint, '--foreground', '--state', stateDir, '--cache-timeout', String(opts.cacheTimeout)];
   if (!opts.journal) args.push('--no-journal');
+  if (opts.store) args.push('--store', resolve(opts.store));
+  if (opts.passphraseFile) args.push('--passphrase-file', resolve(opts.passphraseFile));
+  if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
+  if (opts.name) args.push('--name', opts.name);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
   const outcome = await new Promise<{ ready: boolean; code: number }>((res) => {
     child.on('message', (m) => m === READY && res({ ready: true, code: 0 }));
@@ -79,10 +98,21 @@ function stamp(msg: string): void {
 
 /** The daemon itself: mount, then serve until unmounted or signalled. */
 async function serve(backing: string, mountpoint: string, stateDir: string, opts: MountCliOptions): Promise<void> {
-  const volume = await Volume.mount({ backing, mountpoint, stateDir, journal: opts.journal, cacheTimeout: opts.cacheTimeout, log: stamp });
+  let shipping: Shipping | undefined;
+  const volume = await Volume.mount({
+    backing, mountpoint, stateDir, journal: opts.journal, cacheTimeout: opts.cacheTimeout, log: stamp,
+    beforeServe: async (journal) => {
+      if (!opts.store || !journal) return;
+      shipping = await Shipping.prepare({
+        stateDir, storeDir: resolve(opts.store), passphrase: readPassphrase(opts), volume: opts.name ?? basename(backing),
+        backing, mountpoint, epochIntervalMs: opts.epochInterval, log: stamp,
+      }, journal);
+    },
+  });
+  const socket = shipping ? await shipping.start(volume) : undefined;
   const pidFile = join(stateDir, 'daemon.pid');
   writeFileSync(pidFile, `${process.pid}\n`);
-  registerDaemon({ pid: process.pid, mountpoint, backing, stateDir });
+  registerDaemon({ pid: process.pid, mountpoint, backing, stateDir, socket });
   stamp(`mounted ${backing} on ${mountpoint} (journal ${opts.journal ? stateDir : 'off'})`);
   process.on('SIGHUP', () => {});
   let stopping = false;
@@ -100,6 +130,7 @@ async function serve(backing: string, mountpoint: string, stateDir: string, opts
     process.disconnect?.();
   }
   await volume.whenExited();
+  await shipping?.stop().catch((err) => stamp(`last epoch failed: ${err.message}`));
   await volume.close();
   rmSync(pidFile, { force: true });
   unregisterDaemon(mountpoint);

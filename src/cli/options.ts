@@ -20,6 +20,18 @@ export function parseSeq(name: string) {
   };
 }
 
+/** A duration: 500ms, 30s, 5m, 1h (a bare number is seconds); returns milliseconds. */
+export function parseDuration(name: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+    if (!m) throw new UsageError(`${name} must be a duration like 500ms, 30s, 5m or 1h, got '${value}'`);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+    const ms = Number(m[1]) * unit;
+    if (ms < 10) throw new UsageError(`${name} must be at least 10ms, got '${value}'`);
+    return ms;
+  };
+}
+
 /** The state dir a volume gets when --state is not given: one per backing dir. */
 export function defaultStateDir(backing: string): string {
   const abs = resolve(backing);

@@ -9,6 +9,8 @@ export interface DaemonEntry {
   mountpoint: string;
   backing: string;
   stateDir: string;
+  /** the control socket, when the daemon ships to a store */
+  socket?: string;
 }
 
 export function runDir(): string {

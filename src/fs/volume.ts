@@ -22,6 +22,8 @@ export interface VolumeOptions {
   /** Seconds the kernel may cache entries and attributes (every change passes through the mount). */
   cacheTimeout: number;
   log?: (msg: string) => void;
+  /** Runs after the journal is open and recovered, before the mount serves anything. */
+  beforeServe?: (journal: Journal | null) => Promise<void>;
 }
 
 function checkDir(path: string, code: 'ENOBACKING' | 'ENOMOUNTPOINT', what: string): void {
@@ -87,6 +89,7 @@ export class Volume {
     }
     const volume = new Volume(opts, journal);
     try {
+      await opts.beforeServe?.(journal);
       await volume.start();
     } catch (err) {
       await journal?.close(true);

@@ -158,6 +158,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     case 'mount':
     case 'unclean':
+    case 'barrier':
       return;
   }
 }

@@ -30,6 +30,7 @@ export type Record = Base &
     | { op: 'removexattr'; path: string; name: string }
     | { op: 'mount'; backing: string; mountpoint: string; generation: number }
     | { op: 'unclean'; generation: number }
+    | { op: 'barrier' }
   );
 
 export type Op = Record['op'];
@@ -39,13 +40,13 @@ export type NewRecord = Record extends infer R ? (R extends Record ? Omit<R, 'se
 // Opcodes are part of the on-disk format: never renumber, only append.
 const OPCODES: readonly Op[] = [
   'write', 'truncate', 'create', 'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir',
-  'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean',
+  'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean', 'barrier',
 ];
 const OPCODE_OF = new Map(OPCODES.map((op, i) => [op, i]));
 
-/** Operations that change the volume (the markers `mount` and `unclean` do not). */
+/** Operations that change the volume (the markers `mount`, `unclean` and `barrier` do not). */
 export function changesVolume(op: Op): boolean {
-  return op !== 'mount' && op !== 'unclean';
+  return op !== 'mount' && op !== 'unclean' && op !== 'barrier';
 }
 
 export const FRAME_HEADER = 8; // u32 body length, u32 crc32 of the body

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { check, sys } from '../native/sys.js';
 import { nsToTimeSpec } from '../native/sys.js';
 import { EpochfsError } from '../util/errors.js';
+import { withZeroUmaskAsync } from '../util/umask.js';
 import type { BlobStore } from './blobs.js';
 import { decodeTree, type NodeMeta, type TreeEntry } from './tree.js';
 
@@ -105,11 +106,8 @@ export async function restoreTree(
   mkdirSync(target, { recursive: true, mode: 0o700 });
   const r = new Restorer(blobs, opts.progress ?? (() => {}));
   r.chunkSize = opts.chunkSize;
-  const oldMask = process.umask(0);
-  try {
+  await withZeroUmaskAsync(async () => {
     await r.tree(tree, target);
     finish(target, root, 'dir');
-  } finally {
-    process.umask(oldMask);
-  }
+  });
 }

@@ -42,8 +42,8 @@ export interface BuildCaches {
 export interface BuildPlan {
   /** Must this directory (path relative to the root, '' for the root) be read again? */
   isDirty(rel: string): boolean;
-  /** Chunk indices written since the previous epoch; 'all' when unknown. */
-  dirtyChunks(ino: string): Set<number> | 'all';
+  /** Was chunk i of this inode written since the previous epoch? 'all' when unknown. */
+  dirtyChunks(ino: string): ((i: number) => boolean) | 'all';
 }
 
 /** Everything is dirty: a full scan. */
@@ -117,7 +117,7 @@ export class TreeBuilder {
     let fd: number | undefined;
     try {
       for (let i = 0; i < count; i++) {
-        const reusable = prev && dirty !== 'all' && !dirty.has(i) && i < prev.content.length
+        const reusable = prev && dirty !== 'all' && !dirty(i) && i < prev.content.length
           && chunkEnd(i, this.chunkSize, prev.size) === chunkEnd(i, this.chunkSize, size);
         if (reusable) {
           content.push(prev.content[i]);

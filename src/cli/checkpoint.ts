@@ -1,0 +1,28 @@
+// epochfs checkpoint <mountpoint>: places a barrier now and prints the epoch id once the epoch is
+// durable in the store (--no-wait: the barrier's sequence number once it is placed).
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { askDaemon } from '../group/control.js';
+import { isAlive, lookupDaemon } from '../fs/registry.js';
+import { EpochfsError } from '../util/errors.js';
+
+export function registerCheckpoint(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  program
+    .command('checkpoint')
+    .description('take an epoch of a mounted volume now')
+    .argument('<mountpoint>')
+    .option('--no-wait', 'return once the barrier is placed, before the epoch is stored')
+    .option('--json', 'print the reply as JSON')
+    .action((mountpoint: string, opts: { wait: boolean; json?: boolean }) =>
+      run(async () => {
+        const mnt = resolve(mountpoint);
+        const entry = lookupDaemon(mnt);
+        if (!entry || !isAlive(entry.pid)) throw new EpochfsError('ENOTMOUNTED', `${mnt} is not an epochfs mount served here`);
+        if (!entry.socket) throw new EpochfsError('EUSAGE', `${mnt} is mounted without --store: there is nothing to checkpoint into`);
+        const reply = await askDaemon(entry.socket, { op: 'checkpoint', wait: opts.wait });
+        if (!reply.ok) throw new EpochfsError('EDAEMON', `checkpoint failed: ${reply.error}`);
+        if (opts.json) process.stdout.write(`${JSON.stringify(reply)}\n`);
+        else process.stdout.write(`${opts.wait ? reply.epoch : reply.seq}\n`);
+      }),
+    );
+}

@@ -1,0 +1,65 @@
+// Epochs: barriers in the journal, on demand and every --epoch-interval when something changed,
+// each handed to the shipper (docs/ARCHITECTURE.md, "Epochs").
+//
+// A barrier needs every mutating operation before it complete and none after it started. On the
+// serving thread each mutating operation is journaled and applied within one synchronous turn, so
+// between two turns nothing is in flight: appending the barrier record there is the whole pause.
+import { nowNs } from '../util/clock.js';
+import type { Journal } from '../journal/journal.js';
+import type { ShipperClient } from '../shipper/client.js';
+import type { ShippedEpoch } from '../shipper/shipper.js';
+
+export interface CheckpointResult {
+  seq: number;
+  pauseUs: number;
+  epoch?: ShippedEpoch;
+}
+
+export class EpochScheduler {
+  private lastBarrier: number;
+  private timer?: NodeJS.Timeout;
+  private inFlight = new Set<Promise<unknown>>();
+  readonly pausesUs: number[] = [];
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly shipper: ShipperClient,
+    private readonly mutations: () => number,
+    private readonly log: (m: string) => void,
+  ) {
+    this.lastBarrier = mutations();
+  }
+
+  /** Places a barrier now; the promise of its epoch is tracked so that stop() can wait for it. */
+  checkpoint(): { seq: number; pauseUs: number; epoch: Promise<ShippedEpoch> } {
+    const t0 = process.hrtime.bigint();
+    const seq = this.journal.append({ op: 'barrier', t: nowNs() });
+    const pauseUs = Number(process.hrtime.bigint() - t0) / 1000;
+    this.pausesUs.push(pauseUs);
+    if (this.pausesUs.length > 10_000) this.pausesUs.splice(0, 5_000);
+    this.lastBarrier = this.mutations();
+    const epoch = this.shipper.ship(seq);
+    this.inFlight.add(epoch);
+    epoch.catch(() => {}).finally(() => this.inFlight.delete(epoch));
+    return { seq, pauseUs, epoch };
+  }
+
+  get changed(): boolean {
+    return this.mutations() !== this.lastBarrier;
+  }
+
+  start(intervalMs: number | undefined): void {
+    if (!intervalMs) return;
+    this.timer = setInterval(() => {
+      if (this.changed) this.checkpoint().epoch.catch((err) => this.log(`epoch failed: ${err.message}`));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  /** At unmount: a last epoch if anything changed, and every epoch durable before returning. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.changed) this.checkpoint();
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
+}

@@ -1,0 +1,73 @@
+// The daemon's control socket: newline-delimited JSON requests and replies on a unix socket under
+// the run dir (/run/epochfs/sockets), found through the daemon registry.
+import { createServer, createConnection, type Server } from 'node:net';
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runDir } from '../fs/registry.js';
+import { EpochfsError } from '../util/errors.js';
+
+export type ControlRequest = { op: 'checkpoint'; wait: boolean } | { op: 'status' };
+export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; code?: string };
+export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
+
+export function socketPath(mountpoint: string): string {
+  const id = createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
+  return join(runDir(), 'sockets', `${id}.sock`);
+}
+
+export function serveControl(path: string, handle: ControlHandler): Server {
+  mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+  rmSync(path, { force: true });
+  const server = createServer((conn) => {
+    let buf = '';
+    conn.on('data', (d) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let req: ControlRequest;
+        try {
+          req = JSON.parse(line);
+        } catch {
+          conn.write(`${JSON.stringify({ ok: false, error: 'malformed request' })}\n`);
+          continue;
+        }
+        handle(req).then(
+          (reply) => conn.write(`${JSON.stringify(reply)}\n`),
+          (err) => conn.write(`${JSON.stringify({ ok: false, error: (err as Error).message, code: (err as EpochfsError).code })}\n`),
+        );
+      }
+    });
+    conn.on('error', () => {});
+  });
+  server.listen(path);
+  server.unref();
+  return server;
+}
+
+/** Sends one request to a daemon and returns its reply. */
+export function askDaemon(path: string, req: ControlRequest, timeoutMs = 600_000): Promise<ControlReply> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new EpochfsError('EDAEMON', `no answer from the daemon at ${path}`));
+    }, timeoutMs);
+    conn.on('connect', () => conn.write(`${JSON.stringify(req)}\n`));
+    conn.on('data', (d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      conn.end();
+      resolve(JSON.parse(buf.slice(0, nl)) as ControlReply);
+    });
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new EpochfsError('EDAEMON', `cannot reach the daemon at ${path}: ${err.message}`));
+    });
+  });
+}

@@ -1,0 +1,61 @@
+// The shipper's persistent state (<state>/shipper/state.json, written atomically after each epoch):
+// how far the journal is shipped, the last epoch, and the caches the next epoch reuses.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BuildCaches, CachedContent, TreeSummary } from '../store/snapshot.js';
+
+export const SHIPPER_STATE_VERSION = 1;
+
+export interface ShipperState {
+  version: number;
+  store: string;
+  volume: string;
+  /** every record up to here is in the last epoch */
+  cursor: number;
+  lastEpoch: string | null;
+  trees: [string, TreeSummary][];
+  contents: [string, CachedContent][];
+}
+
+export function shipperDir(stateDir: string): string {
+  return join(stateDir, 'shipper');
+}
+
+export function shadowDir(stateDir: string): string {
+  return join(shipperDir(stateDir), 'shadow');
+}
+
+/** Present while the shadow copy is being advanced: if found at start, the shadow is not trusted. */
+export function shadowBusyMarker(stateDir: string): string {
+  return join(shipperDir(stateDir), 'shadow.busy');
+}
+
+export function loadShipperState(stateDir: string): ShipperState | undefined {
+  const path = join(shipperDir(stateDir), 'state.json');
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as ShipperState;
+}
+
+export function saveShipperState(stateDir: string, state: ShipperState): void {
+  const dir = shipperDir(stateDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, 'state.json.tmp');
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(state));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, 'state.json'));
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export function cachesOf(state: ShipperState | undefined): BuildCaches {
+  return { trees: new Map(state?.trees ?? []), contents: new Map(state?.contents ?? []) };
+}

@@ -1,0 +1,46 @@
+// The shipper's worker thread: receives barrier sequence numbers, answers with stored epochs, one
+// at a time in order.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Shipper, type ShippedEpoch } from './shipper.js';
+
+export interface WorkerInput {
+  stateDir: string;
+  storeDir: string;
+  passphrase: string;
+  volume: string;
+  group: string;
+}
+
+export type ToWorker = { type: 'base' | 'ship'; id: number; seq: number };
+export type FromWorker =
+  | { type: 'ready'; hasBase: boolean; cursor: number }
+  | { type: 'epoch'; id: number; epoch: ShippedEpoch }
+  | { type: 'error'; id: number; message: string }
+  | { type: 'log'; message: string }
+  | { type: 'fatal'; message: string };
+
+const port = parentPort!;
+const input = workerData as WorkerInput;
+const post = (m: FromWorker) => port.postMessage(m);
+
+try {
+  const shipper = await Shipper.open({
+    ...input,
+    passphrase: Buffer.from(input.passphrase),
+    log: (message) => post({ type: 'log', message }),
+  });
+  let queue = Promise.resolve();
+  port.on('message', (msg: ToWorker) => {
+    queue = queue.then(async () => {
+      try {
+        const epoch = msg.type === 'base' ? await shipper.base(msg.seq) : await shipper.ship(msg.seq);
+        post({ type: 'epoch', id: msg.id, epoch });
+      } catch (err) {
+        post({ type: 'error', id: msg.id, message: (err as Error).message });
+      }
+    });
+  });
+  post({ type: 'ready', hasBase: shipper.hasBase, cursor: shipper.cursor });
+} catch (err) {
+  post({ type: 'fatal', message: (err as Error).message });
+}
