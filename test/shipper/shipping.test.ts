@@ -1,0 +1,139 @@
+// Shipping through a real mount: checkpoints taken while writers run restore exactly to the state
+// at their barrier (the oracle: the journal replayed to the barrier's seq onto the initial tree),
+// `latest` after umount equals the backing dir, and the daemon survives kill -9 while shipping.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync, symlinkSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
+import { epochfs, epochfsOk } from '../helpers/cli.js';
+import { TEST_ENV } from '../helpers/env.js';
+import { diffTrees, snapshot } from '../helpers/tree.js';
+import { runWorkload } from '../helpers/workload.js';
+
+const PASS = 'shipping-test';
+process.env.EPOCHFS_PASSPHRASE = PASS; // for the helpers' own epochfs calls (mount)
+const env = { ...TEST_ENV, EPOCHFS_PASSPHRASE: PASS };
+let vol: TestVolume | undefined;
+afterEach(async () => {
+  await dispose(vol);
+  vol = undefined;
+});
+
+function initialTree(b: string): void {
+  mkdirSync(join(b, 'etc'));
+  writeFileSync(join(b, 'etc/conf'), 'x=1\n');
+  writeFileSync(join(b, 'data'), Buffer.alloc(3 << 20, 5));
+  symlinkSync('etc/conf', join(b, 'conf'));
+}
+
+async function storeFor(v: TestVolume): Promise<string> {
+  const store = join(v.dir, 'store');
+  await epochfsOk(['init', '--store', store], { env });
+  return store;
+}
+
+interface Checkpoint {
+  seq: number;
+  epoch: string;
+}
+
+async function checkpoint(mnt: string): Promise<Checkpoint> {
+  return JSON.parse(await epochfsOk(['checkpoint', mnt, '--json'], { env })) as Checkpoint;
+}
+
+/** Restores `epoch` and compares it with the journal replayed up to `seq`. */
+async function expectEpochEqualsReplay(v: TestVolume, store: string, cp: Checkpoint, i: number): Promise<void> {
+  const out = join(v.dir, `restored-${i}`);
+  await epochfsOk(['restore', '--store', store, '--epoch', cp.epoch, '--to', out], { env });
+  const expected = await v.replay(cp.seq);
+  expect([cp.seq, diffTrees(snapshot(expected), snapshot(join(out, 'backing')))]).toEqual([cp.seq, []]);
+}
+
+describe('shipping to a store', () => {
+  it('every checkpoint taken under load restores to its barrier; latest equals the backing dir', async () => {
+    vol = makeVolume('ship', initialTree);
+    const store = await storeFor(vol);
+    await vol.mount(['--store', store]);
+    const cps: Checkpoint[] = [];
+    let done = false;
+    const load = runWorkload(vol.mnt, { seed: 7, ops: 2500, workers: 3 }).finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 150));
+      cps.push(await checkpoint(vol.mnt));
+    }
+    await load;
+    cps.push(await checkpoint(vol.mnt));
+    await vol.umount();
+    expect(cps.length).toBeGreaterThan(3);
+    for (const [i, cp] of cps.entries()) await expectEpochEqualsReplay(vol, store, cp, i);
+    const latest = join(vol.dir, 'latest');
+    await epochfsOk(['restore', '--store', store, '--epoch', 'latest', '--to', latest], { env });
+    expect(diffTrees(snapshot(vol.backing), snapshot(join(latest, 'backing')))).toEqual([]);
+    const verify = await epochfs(['verify', '--store', store], { env });
+    expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/0 problems/)]);
+  });
+
+  it('the base is the tree at first mount, even with writes during its upload', async () => {
+    vol = makeVolume('ship-base', initialTree);
+    const store = await storeFor(vol);
+    await vol.mount(['--store', store]);
+    writeFileSync(join(vol.mnt, 'data'), 'overwritten at once');
+    await vol.umount();
+    const epochs = (await epochfsOk(['epochs', '--store', store, '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
+    const base = join(vol.dir, 'base-restored');
+    await epochfsOk(['restore', '--store', store, '--epoch', epochs[0].id, '--to', base], { env });
+    expect(diffTrees(snapshot(vol.base), snapshot(join(base, 'backing')), 20)).toEqual([]);
+  });
+
+  it('takes epochs every --epoch-interval only when something changed', async () => {
+    vol = makeVolume('ship-interval');
+    const store = await storeFor(vol);
+    await vol.mount(['--store', store, '--epoch-interval', '200ms']);
+    writeFileSync(join(vol.mnt, 'f'), 'one');
+    await new Promise((r) => setTimeout(r, 700));
+    const count = async () => (await epochfsOk(['epochs', '--store', store, '--json'], { env })).trim().split('\n').length;
+    const afterChange = await count();
+    expect(afterChange).toBeGreaterThanOrEqual(2); // the base and one interval epoch
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await count()).toBe(afterChange); // idle: no new epochs
+  });
+
+  it('refuses to mount with a wrong passphrase (exit 6) or a missing store (exit 3)', async () => {
+    vol = makeVolume('ship-bad');
+    const store = await storeFor(vol);
+    const r = await epochfs(['mount', vol.backing, vol.mnt, '--state', vol.state, '--store', store], { env: { ...env, EPOCHFS_PASSPHRASE: 'wrong' } });
+    expect([r.code, r.stderr]).toEqual([6, expect.stringMatching(/wrong passphrase/)]);
+    const r2 = await epochfs(['mount', vol.backing, vol.mnt, '--state', vol.state, '--store', join(vol.dir, 'nope')], { env });
+    expect(r2.code).toBe(3);
+    const r3 = await epochfs(['checkpoint', vol.mnt], { env });
+    expect(r3.code).toBe(3);
+    expect(existsSync(join(vol.mnt, 'x'))).toBe(false);
+  });
+
+  it('after kill -9 while shipping, shipping resumes and every epoch verifies and restores', async () => {
+    vol = makeVolume('ship-crash', initialTree);
+    const store = await storeFor(vol);
+    const cps: Checkpoint[] = [];
+    for (let k = 0; k < 3; k++) {
+      await vol.mount(['--store', store, '--epoch-interval', '100ms']);
+      const load = runWorkload(vol.mnt, { seed: 100 + k, ops: 800, workers: 2 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
+      cps.push(await checkpoint(vol.mnt));
+      await new Promise((r) => setTimeout(r, Math.random() * 300));
+      vol.kill();
+      await load;
+    }
+    await vol.mount(['--store', store]);
+    writeFileSync(join(vol.mnt, 'after-crashes'), 'resumed');
+    cps.push(await checkpoint(vol.mnt));
+    await vol.umount();
+    const verify = await epochfs(['verify', '--store', store], { env });
+    expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/0 problems/)]);
+    for (const [i, cp] of cps.entries()) await expectEpochEqualsReplay(vol, store, cp, i);
+    const all = (await epochfsOk(['epochs', '--store', store, '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
+    for (const [i, e] of all.entries()) {
+      const r = await epochfs(['restore', '--store', store, '--epoch', e.id, '--to', join(vol.dir, `all-${i}`)], { env });
+      expect([e.id, r.code]).toEqual([e.id, 0]);
+    }
+  });
+});
