@@ -29,13 +29,17 @@
 #   STAT_IDLE=2       idle seconds before the stat-idle passes; 0 leaves that sub-phase out
 #   QUICK=1           a smoke run of well under a minute
 #   TARGETS="native bindfs epochfs epochfs-nj"   a subset, in this order
+#   PHASES="seqwrite randwrite seqread meta"      a subset (seqread needs seqwrite before it)
 #   BENCH_TMP=/tmp    where the temp dir goes;  KEEP=1 keeps it (with state dirs) at the end
 #   RESULTS=path      raw results (TSV: round, target, phase, value); default a file in $BENCH_TMP
+#   SNAPSHOT=1        run epochfs from a copy of dist/, native/build/ and node_modules/ taken at the
+#                     start, so that a rebuild during the run cannot mix builds; 0 runs it in place
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 CLI="$ROOT/dist/src/cli/main.js"
+SNAPSHOT=${SNAPSHOT:-1}
 
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
@@ -45,6 +49,7 @@ else
 fi
 STAT_IDLE=${STAT_IDLE:-2}
 TARGETS=${TARGETS:-native bindfs epochfs epochfs-nj}
+PHASES=${PHASES:-seqwrite randwrite seqread meta}
 BENCH_TMP=${BENCH_TMP:-/tmp}
 KEEP=${KEEP:-0}
 FIO_TIMEOUT=${FIO_TIMEOUT:-900}
@@ -61,6 +66,10 @@ read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
   case $t in native|bindfs|epochfs|epochfs-nj) ;; *) die "unknown target $t" ;; esac
 done
+for p in $PHASES; do
+  case $p in seqwrite|randwrite|seqread|meta) ;; *) die "unknown phase $p" ;; esac
+done
+[[ " $PHASES " != *" seqread "* || " $PHASES " == *" seqwrite "* ]] || die "PHASES: seqread reads the file that seqwrite writes"
 
 WORK=$(mktemp -d "$BENCH_TMP/epochfs-bench.XXXXXX")
 RESULTS=${RESULTS:-$BENCH_TMP/epochfs-bench-$(date +%Y%m%d-%H%M%S).tsv}
@@ -229,11 +238,22 @@ phase_meta() {
   log "  $2:$line"
 }
 
-# The epochfs that is measured: dist/ (and the native addon) could be rebuilt during a long run.
-build_id() { cat "$ROOT"/dist/src/*/*.js "$ROOT"/native/build/Release/*.node 2>/dev/null | sha1sum | cut -c1-12; }
+# The epochfs that is measured: dist/ and the native addons could be rebuilt during a long run.
+build_id() { # root
+  cat "$1"/dist/src/*/*.js "$1"/native/build/Release/*.node "$1"/node_modules/fuse-native/build/Release/*.node 2>/dev/null |
+    sha1sum | cut -c1-12
+}
 
 # ---------------------------------------------------------------- main
-BUILD_ID=$(build_id)
+BUILD_ID=$(build_id "$ROOT")
+if [[ $SNAPSHOT == 1 ]]; then
+  SNAP=$WORK/epochfs-build
+  mkdir -p "$SNAP/native"
+  cp -a "$ROOT/dist" "$ROOT/node_modules" "$ROOT/package.json" "$SNAP/"
+  cp -a "$ROOT/native/build" "$SNAP/native/"
+  [[ $(build_id "$SNAP") == "$BUILD_ID" ]] || die "the build changed while it was being copied; run again"
+  CLI=$SNAP/dist/src/cli/main.js
+fi
 probe_bindfs
 cat <<EOF
 epochfs filesystem benchmark (issue 2)
@@ -244,9 +264,9 @@ epochfs filesystem benchmark (issue 2)
   fio       $(fio --version)
   node      $(node --version)
   bindfs    $BINDFS_DESC
-  epochfs   commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z $(cd "$ROOT" && git status --porcelain -- src native patches 2>/dev/null) ]] || echo ' + uncommitted changes in src/native/patches'), dist built $(date -r "$CLI" +%Y-%m-%dT%H:%M), build id $BUILD_ID
+  epochfs   commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z $(cd "$ROOT" && git status --porcelain -- src native patches 2>/dev/null) ]] || echo ' + uncommitted changes in src/native/patches'), dist built $(date -r "$ROOT/dist/src/cli/main.js" +%Y-%m-%dT%H:%M), build id $BUILD_ID$( [[ $SNAPSHOT == 1 ]] && echo ' (run from a copy)')
   load      $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min load average at the start)
-  params    ROUNDS=$ROUNDS SIZE=$SIZE RAND_SIZE=$RAND_SIZE RAND_RUNTIME=${RAND_RUNTIME}s NFILES=$NFILES STAT_IDLE=$STAT_IDLE TARGETS="$TARGETS"
+  params    ROUNDS=$ROUNDS SIZE=$SIZE RAND_SIZE=$RAND_SIZE RAND_RUNTIME=${RAND_RUNTIME}s NFILES=$NFILES STAT_IDLE=$STAT_IDLE TARGETS="$TARGETS" PHASES="$PHASES"
   raw       $RESULTS
 EOF
 
@@ -257,7 +277,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < n; i++)); do order+=("${TARGET_LIST[$(((i + r - 1) % n))]}"); done
   log "round $r/$ROUNDS: ${order[*]}"
   for t in "${order[@]}"; do fresh_dirs "$t"; mount_target "$t"; done
-  for phase in seqwrite randwrite seqread meta; do
+  for phase in $PHASES; do
     log " $phase"
     for t in "${order[@]}"; do
       sync
@@ -268,6 +288,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
   [[ $KEEP == 1 ]] || for t in "${order[@]}"; do rm -rf "${WORK:?}/$t"; done
 done
 log "done in $((SECONDS - START)) s; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-[[ $(build_id) == "$BUILD_ID" ]] || log "WARNING: dist/ or the native addon changed during the run; results mix builds"
+if [[ $SNAPSHOT == 1 ]]; then
+  [[ $(build_id "$ROOT") == "$BUILD_ID" ]] || log "note: $ROOT was rebuilt during the run; measured the copy taken at the start (build id $BUILD_ID)"
+else
+  [[ $(build_id "$ROOT") == "$BUILD_ID" ]] || log "WARNING: dist/ or a native addon changed during the run; results mix builds"
+fi
 
 python3 "$HERE/report.py" "$RESULTS"

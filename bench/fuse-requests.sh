@@ -18,6 +18,8 @@ BENCH_TMP=${BENCH_TMP:-/tmp}
 command -v strace >/dev/null || { echo "strace is needed" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 1; }
 
+R=$(cd "$HERE/.." && pwd)
+echo "epochfs commit $(git -C "$R" rev-parse --short HEAD 2>/dev/null || echo '?'), build id $(cat "$R"/dist/src/*/*.js "$R"/native/build/Release/*.node "$R"/node_modules/fuse-native/build/Release/*.node 2>/dev/null | sha1sum | cut -c1-12) (as bench/fs.sh computes it)"
 WORK=$(mktemp -d "$BENCH_TMP/epochfs-requests.XXXXXX")
 B=$WORK/backing M=$WORK/mnt S=$WORK/state
 KIND= DPID= TPID=
@@ -63,7 +65,12 @@ mount_traced() { # target
 }
 
 trace_start() {
-  strace -f -qq -e trace=read -e signal=none -xx -s 8 -o "$WORK/trace" -p "$DPID" 2>/dev/null &
+  # every thread of the daemon (libfuse serves /dev/fuse from several), and with -f those to come
+  local tids=() tid
+  for tid in $(ls "/proc/$DPID/task"); do tids+=(-p "$tid"); done
+  rm -f "$WORK"/trace.*
+  # -ff: one file per thread, so that no call is split into "unfinished" and "resumed" lines
+  strace -f -ff -qq -e trace=read -e signal=none -xx -s 8 -o "$WORK/trace" "${tids[@]}" 2>/dev/null &
   TPID=$!
   sleep 1
   # the daemon's /dev/fuse fd, to tell its requests from its other reads
@@ -74,16 +81,17 @@ trace_stop() { # label
   kill -INT "$TPID" 2>/dev/null || true
   wait "$TPID" 2>/dev/null || true
   TPID=
-  python3 - "$WORK/trace" "$FUSE_FD" "$1" <<'EOF'
-import collections, re, sys
+  python3 - "$WORK" "$FUSE_FD" "$1" <<'EOF'
+import collections, glob, re, sys
 NAMES = {1: "LOOKUP", 2: "FORGET", 3: "GETATTR", 4: "SETATTR", 9: "MKDIR", 10: "UNLINK", 11: "RMDIR",
          14: "OPEN", 15: "READ", 16: "WRITE", 17: "STATFS", 18: "RELEASE", 20: "FSYNC", 22: "GETXATTR",
          24: "REMOVEXATTR", 25: "FLUSH", 27: "OPENDIR", 28: "READDIR", 29: "RELEASEDIR", 34: "ACCESS",
          35: "CREATE", 36: "INTERRUPT", 42: "BATCH_FORGET", 44: "READDIRPLUS"}
-path, fd, label = sys.argv[1], sys.argv[2], sys.argv[3]
+work, fd, label = sys.argv[1], sys.argv[2], sys.argv[3]
 pat = re.compile(r'read\(' + re.escape(fd) + r', "((?:\\x[0-9a-f]{2}){8})')
 counts = collections.Counter()
-for line in open(path):
+lines = (line for path in glob.glob(work + "/trace.*") for line in open(path))
+for line in lines:
     m = pat.search(line)
     if m:
         b = bytes(int(h, 16) for h in m.group(1).split("\\x")[1:])

@@ -24,6 +24,8 @@ BENCH_TMP=${BENCH_TMP:-/tmp}
 
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 1; }
 [[ -f $CLI ]] || { echo "$CLI missing; run: npm run build" >&2; exit 1; }
+R=$(cd "$HERE/.." && pwd)
+echo "epochfs commit $(git -C "$R" rev-parse --short HEAD 2>/dev/null || echo '?'), build id $(cat "$R"/dist/src/*/*.js "$R"/native/build/Release/*.node "$R"/node_modules/fuse-native/build/Release/*.node 2>/dev/null | sha1sum | cut -c1-12) (as bench/fs.sh computes it)"
 WORK=$(mktemp -d "$BENCH_TMP/epochfs-profile.XXXXXX")
 PROF_DIR=${PROF_DIR:-$BENCH_TMP/epochfs-profiles-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$PROF_DIR"
