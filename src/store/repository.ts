@@ -20,6 +20,8 @@ export interface StoreConfig {
 }
 
 interface KeyFile {
+  /** BLAKE2b-256 of the config's bytes: a damaged config is told apart from a wrong passphrase */
+  config: string;
   kdf: 'argon2id13';
   opslimit: number;
   memlimit: number;
@@ -35,12 +37,12 @@ function keyAd(storeId: string): Buffer {
   return Buffer.from(`epochfs key v1 ${storeId}`);
 }
 
-async function sealMaster(master: Buffer, passphrase: Buffer, storeId: string, kdf = KDF_INTERACTIVE): Promise<KeyFile> {
+async function sealMaster(master: Buffer, passphrase: Buffer, storeId: string, configHash: string, kdf = KDF_INTERACTIVE): Promise<KeyFile> {
   const salt = randomBytes(SALT_BYTES);
   const key = await passphraseKey(passphrase, salt, kdf.opslimit, kdf.memlimit);
   const sealed = seal(key, master, keyAd(storeId).toString());
   return {
-    kdf: 'argon2id13', ...kdf, salt: salt.toString('base64'),
+    config: configHash, kdf: 'argon2id13', ...kdf, salt: salt.toString('base64'),
     nonce: sealed.subarray(0, NONCE_BYTES).toString('base64'), sealed: sealed.subarray(NONCE_BYTES).toString('base64'),
     created: new Date().toISOString(),
   };
@@ -56,7 +58,7 @@ async function unsealMaster(file: KeyFile, passphrase: Buffer, storeId: string):
   }
 }
 
-async function readConfig(backend: Backend): Promise<StoreConfig> {
+async function readConfig(backend: Backend): Promise<{ config: StoreConfig; hash: string }> {
   let raw: Buffer;
   try {
     raw = await backend.get('config', 'config');
@@ -74,7 +76,12 @@ async function readConfig(backend: Backend): Promise<StoreConfig> {
   if (config.version !== STORE_VERSION) {
     throw new EpochfsError('ESTOREVERSION', `store format v${config.version}; this epochfs reads v${STORE_VERSION}`);
   }
-  return config;
+  return { config, hash: hash256(raw).toString('hex') };
+}
+
+/** A key file's name is the hash of its bytes, like every other object's. */
+function keyFileName(bytes: Buffer): string {
+  return hash256(bytes).toString('hex');
 }
 
 export class Repository {
@@ -94,27 +101,42 @@ export class Repository {
       created: new Date().toISOString(), chunkSize: 1 << 20, packSize: 16 << 20,
     };
     const master = randomBytes(KEY_BYTES);
-    const keyFile = await sealMaster(master, passphrase, config.id, opts.kdf);
+    const configBytes = Buffer.from(JSON.stringify(config, null, 2));
+    const keyBytes = Buffer.from(JSON.stringify(await sealMaster(master, passphrase, config.id, hash256(configBytes).toString('hex'), opts.kdf)));
     // The key goes first: a config without a key would be a store nobody can open.
-    await backend.put('keys', randomBytes(32).toString('hex'), Buffer.from(JSON.stringify(keyFile)));
-    await backend.put('config', 'config', Buffer.from(JSON.stringify(config, null, 2)));
+    await backend.put('keys', keyFileName(keyBytes), keyBytes);
+    await backend.put('config', 'config', configBytes);
     return new Repository(backend, config, master);
   }
 
   /** Opens a store: any key file the passphrase unlocks will do. */
   static async open(backend: Backend, passphrase: Buffer): Promise<Repository> {
-    const config = await readConfig(backend);
+    const { config, hash } = await readConfig(backend);
+    const damaged: string[] = [];
+    let sound = 0;
     for await (const name of backend.list('keys')) {
-      let file: KeyFile;
-      try {
-        file = JSON.parse((await backend.get('keys', name)).toString());
-      } catch {
-        continue; // a damaged key file: another one may still open the store
+      const bytes = await backend.get('keys', name);
+      if (keyFileName(bytes) !== name) {
+        damaged.push(name); // another key file may still open the store
+        continue;
       }
+      const file = JSON.parse(bytes.toString()) as KeyFile;
+      if (file.config !== hash) throw new EpochfsError('EOBJECTCORRUPT', `config/config of the store at ${backend.location} is damaged (it does not match keys/${name})`);
+      sound++;
       const master = await unsealMaster(file, passphrase, config.id);
       if (master) return new Repository(backend, config, master);
     }
+    if (sound === 0 && damaged.length) {
+      throw new EpochfsError('EOBJECTCORRUPT', `every key file of the store at ${backend.location} is damaged: ${damaged.map((n) => `keys/${n}`).join(', ')}`);
+    }
     throw new EpochfsError('EBADPASS', `wrong passphrase for the store at ${backend.location}`);
+  }
+
+  /** Key files whose bytes do not match their names. */
+  async damagedKeys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const name of this.backend.list('keys')) if (keyFileName(await this.backend.get('keys', name)) !== name) out.push(name);
+    return out;
   }
 
   /** Keyed BLAKE2b-256 of a blob's plaintext (hex). */

@@ -97,6 +97,7 @@ async function checkReferences(repo: Repository, blobs: BlobStore, report: Verif
 
 export async function verifyStore(repo: Repository): Promise<VerifyReport> {
   const report: VerifyReport = { packs: 0, blobs: 0, indexes: 0, epochs: 0, problems: [] };
+  for (const name of await repo.damagedKeys()) report.problems.push(`keys/${name} is damaged (its content does not match its name)`);
   const packs = await checkPacks(repo, report);
   const blobs = await checkIndexes(repo, packs, report);
   if (blobs) await checkReferences(repo, blobs, report);

@@ -123,4 +123,39 @@ describe('store: backup, restore, verify', () => {
     const missing = await epochfs(['epochs', '--store', join(dir, 'nostore')], { env });
     expect(missing.code).toBe(3);
   });
+
+  it('names a damaged object of every kind, and never calls damage a wrong passphrase', async () => {
+    const flip = (path: string, at: number) => {
+      const b = readFileSync(path);
+      b[Math.min(at, b.length - 1)] ^= 0x01;
+      chmodSync(path, 0o600);
+      writeFileSync(path, b);
+    };
+    const fresh = async () => {
+      const dir = tempDir('damage');
+      const src = join(dir, 'vol');
+      mkdirSync(src);
+      writeFileSync(join(src, 'a'), Buffer.alloc(50_000, 3));
+      const store = join(dir, 'store');
+      await epochfs(['init', '--store', store], { env });
+      await backupDir(store, src, 'vol');
+      return store;
+    };
+    for (const kind of ['index', 'epochs'] as const) {
+      const store = await fresh();
+      const name = readdirSync(join(store, kind))[0];
+      flip(join(store, kind, name), 40);
+      const r = await epochfs(['verify', '--store', store], { env });
+      expect([kind, r.code, r.stdout]).toEqual([kind, 5, expect.stringContaining(`${kind}/${name}`)]);
+    }
+    const keyStore = await fresh();
+    const key = readdirSync(join(keyStore, 'keys'))[0];
+    flip(join(keyStore, 'keys', key), 20);
+    const rk = await epochfs(['verify', '--store', keyStore], { env });
+    expect([rk.code, rk.stderr]).toEqual([5, expect.stringContaining(`keys/${key}`)]);
+    const cfgStore = await fresh();
+    flip(join(cfgStore, 'config', 'config'), 60);
+    const rc = await epochfs(['epochs', '--store', cfgStore], { env });
+    expect([rc.code, rc.stderr]).toEqual([5, expect.stringMatching(/config\/config .* is damaged|not valid JSON/)]);
+  });
 });
