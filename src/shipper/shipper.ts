@@ -39,15 +39,17 @@ export class Shipper {
   private dirty!: DirtyTracker;
   private readonly shadow: string;
   private readonly log: (m: string) => void;
+  /** How far the shadow is advanced: past the cursor when storing an epoch failed (it is retried). */
+  private shadowSeq = 0;
 
-  private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository) {
+  private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.shadow = shadowDir(opts.stateDir);
     this.log = opts.log ?? (() => {});
   }
 
   static async open(opts: ShipperOptions): Promise<Shipper> {
     const repo = await Repository.open(new LocalBackend(opts.storeDir), opts.passphrase);
-    const s = new Shipper(opts, repo);
+    const s = new Shipper(opts, repo, await BlobStore.load(repo)); // loaded once, kept current
     await s.recover();
     return s;
   }
@@ -66,6 +68,7 @@ export class Shipper {
     if (!saved) return;
     if (saved.store !== this.repo.config.id) throw new Error(`state dir ships to store ${saved.store}, not ${this.repo.config.id}`);
     this.state = saved;
+    this.shadowSeq = saved.cursor;
     this.caches = cachesOf(saved);
     this.dirty = new DirtyTracker(this.shadow, this.repo.config.chunkSize);
     if (existsSync(shadowBusyMarker(this.opts.stateDir)) || !existsSync(this.shadow)) {
@@ -73,7 +76,7 @@ export class Shipper {
       rmSync(this.shadow, { recursive: true, force: true });
       const epoch = await findEpoch(this.repo, saved.lastEpoch!);
       const vol = epoch.volumes.find((v) => v.name === this.opts.volume)!;
-      await restoreTree(await BlobStore.load(this.repo), vol.tree, vol.root, this.shadow, { chunkSize: this.repo.config.chunkSize });
+      await restoreTree(this.blobs, vol.tree, vol.root, this.shadow, { chunkSize: this.repo.config.chunkSize });
       this.caches = { trees: new Map(), contents: new Map() }; // new inode numbers
       this.dirty.full = true;
       rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
@@ -83,6 +86,7 @@ export class Shipper {
   /** The first epoch: the shadow (a copy of the backing dir taken before serving) at `seq`. */
   async base(seq: number): Promise<ShippedEpoch> {
     this.state = { version: SHIPPER_STATE_VERSION, store: this.repo.config.id, volume: this.opts.volume, cursor: seq, lastEpoch: null, trees: [], contents: [] };
+    this.shadowSeq = seq;
     this.caches = { trees: new Map(), contents: new Map() };
     this.dirty = new DirtyTracker(this.shadow, this.repo.config.chunkSize);
     this.dirty.full = true;
@@ -91,7 +95,7 @@ export class Shipper {
 
   /** Advances the shadow to `barrier` and stores it as an epoch. */
   async ship(barrier: number): Promise<ShippedEpoch> {
-    if (barrier <= this.state.cursor && !this.dirty.empty) throw new Error(`barrier ${barrier} is behind the shipped cursor ${this.state.cursor}`);
+    if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
     this.advance(barrier);
     return this.storeEpoch(barrier);
@@ -101,9 +105,10 @@ export class Shipper {
     const replayer = new TreeReplayer(this.shadow);
     try {
       withZeroUmask(() => {
-        for (const rec of readJournal(this.opts.stateDir, { fromSeq: this.state.cursor + 1, toSeq: barrier })) {
+        for (const rec of readJournal(this.opts.stateDir, { fromSeq: this.shadowSeq + 1, toSeq: barrier })) {
           replayer.apply(rec);
           this.dirty.note(rec);
+          this.shadowSeq = rec.seq;
         }
       });
     } finally {
@@ -113,12 +118,13 @@ export class Shipper {
 
   /** Packs, then index, then the epoch record; then the state that says it is done. */
   private async storeEpoch(seq: number): Promise<ShippedEpoch> {
-    const blobs = await BlobStore.load(this.repo);
-    const builder = new TreeBuilder(blobs, this.repo.config.chunkSize, this.dirty, this.caches);
+    const before = this.blobs.bytesAdded;
+    const builder = new TreeBuilder(this.blobs, this.repo.config.chunkSize, this.dirty, this.caches);
     const snap = await builder.build(this.shadow);
-    await blobs.flush();
+    await this.blobs.flush();
+    const bytesAdded = this.blobs.bytesAdded - before;
     const id = await writeEpoch(this.repo, {
-      time: new Date().toISOString(), group: this.opts.group, seq, parent: this.state.lastEpoch, bytesAdded: blobs.bytesAdded,
+      time: new Date().toISOString(), group: this.opts.group, seq, parent: this.state.lastEpoch, bytesAdded,
       volumes: [{ name: this.opts.volume, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes }],
     });
     this.caches = builder.next;
@@ -127,8 +133,8 @@ export class Shipper {
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.dirty.clear();
     this.trim(seq);
-    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${snap.files} files, +${blobs.bytesAdded} bytes`);
-    return { id, seq, bytesAdded: blobs.bytesAdded, files: snap.files };
+    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${snap.files} files, +${bytesAdded} bytes`);
+    return { id, seq, bytesAdded, files: snap.files };
   }
 
   /** Deletes journal segments whose every record is in an epoch (never the newest segment). */

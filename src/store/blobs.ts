@@ -64,7 +64,12 @@ export class BlobStore {
     this.pack = new PackBuilder();
     const bytes = pack.finish(this.repo);
     const name = hash256(bytes).toString('hex');
-    await this.repo.backend.put('packs', name, bytes);
+    try {
+      await this.repo.backend.put('packs', name, bytes);
+    } catch (err) {
+      for (const b of pack.blobs) this.pending.delete(b.id); // not stored: put them again next time
+      throw err;
+    }
     this.bytesAdded += bytes.length;
     for (const b of pack.blobs) {
       this.index.set(b.id, { pack: name, type: b.type, offset: b.offset, length: b.length });
