@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
 import { isAlive, lookupDaemon } from '../fs/registry.js';
-import { EpochfsError } from '../util/errors.js';
+import { EpochfsError, type ErrorCode } from '../util/errors.js';
 
 export function registerCheckpoint(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
   program
@@ -18,9 +18,8 @@ export function registerCheckpoint(program: Command, run: (fn: () => Promise<voi
         const mnt = resolve(mountpoint);
         const entry = lookupDaemon(mnt);
         if (!entry || !isAlive(entry.pid)) throw new EpochfsError('ENOTMOUNTED', `${mnt} is not an epochfs mount served here`);
-        if (!entry.socket) throw new EpochfsError('EUSAGE', `${mnt} is mounted without --store: there is nothing to checkpoint into`);
         const reply = await askDaemon(entry.socket, { op: 'checkpoint', wait: opts.wait });
-        if (!reply.ok) throw new EpochfsError('EDAEMON', `checkpoint failed: ${reply.error}`);
+        if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', `checkpoint failed: ${reply.error}`);
         if (opts.json) process.stdout.write(`${JSON.stringify(reply)}\n`);
         else process.stdout.write(`${opts.wait ? reply.epoch : reply.seq}\n`);
       }),

@@ -46,12 +46,13 @@ export function registerJournal(program: Command, run: (fn: () => Promise<void>)
     .requiredOption('--state <dir>', 'the volume\'s state dir')
     .requiredOption('--onto <dir>', 'the copy to apply the records to')
     .option('--to-seq <seq>', 'stop after this sequence number', parseSeq('--to-seq'))
-    .action((opts: { state: string; onto: string; toSeq?: number }) =>
+    .option('--volume <name>', 'the volume to replay, when the journal is a group\'s')
+    .action((opts: { state: string; onto: string; toSeq?: number; volume?: string }) =>
       run(async () => {
         const stateDir = requireJournal(opts.state);
         const onto = resolve(opts.onto);
         if (!existsSync(onto) || !lstatSync(onto).isDirectory()) throw new EpochfsError('ENOBACKING', `replay target ${onto} is not a directory`);
-        const r = replayJournal(stateDir, onto, { toSeq: opts.toSeq });
+        const r = replayJournal(stateDir, onto, { toSeq: opts.toSeq, volume: opts.volume });
         process.stderr.write(`epochfs: replayed ${r.applied} records (last seq ${r.lastSeq}) onto ${onto}\n`);
       }),
     );

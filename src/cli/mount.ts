@@ -1,17 +1,18 @@
-// epochfs mount <backing-dir> <mountpoint>: starts the daemon that serves the volume. By default the
-// daemon is detached (pid file and log in the state dir) and this returns once the mount answers.
+// epochfs mount <backing-dir> <mountpoint>: serves a volume. Every volume belongs to a consistency
+// group (--group, or a group of its own): the first mount of a group starts its daemon — detached
+// by default, with its pid file and log in the state dir, returning once the mount answers — and
+// later mounts of the group join that daemon through its control socket.
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Volume } from '../fs/volume.js';
-import { registerDaemon, unregisterDaemon } from '../fs/registry.js';
-import { EpochfsError } from '../util/errors.js';
-import { defaultStateDir, parseDuration, parseNonNegative } from './options.js';
+import { askDaemon } from '../group/control.js';
+import { GroupDaemon } from '../group/daemon.js';
+import { isAlive, lookupGroup } from '../fs/registry.js';
+import { findMount, isStale } from '../fs/mounts.js';
 import { readPassphrase } from '../store/passphrase.js';
-import { Shipping } from './shipping.js';
-import { basename } from 'node:path';
-import { UsageError } from '../util/errors.js';
+import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
+import { defaultStateDir, parseDuration, parseGroupName, parseNonNegative, soloGroupName } from './options.js';
 
 export interface MountCliOptions {
   state?: string;
@@ -22,9 +23,11 @@ export interface MountCliOptions {
   passphraseFile?: string;
   epochInterval?: number;
   name?: string;
+  group?: string;
 }
 
 const READY = 'epochfs:ready';
+const JOIN_WAIT_MS = 10_000;
 
 export function registerMount(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
   program
@@ -32,14 +35,15 @@ export function registerMount(program: Command, run: (fn: () => Promise<void>) =
     .description('mount <backing-dir> on <mountpoint>, journaling every change')
     .argument('<backing-dir>', 'the directory that holds the volume')
     .argument('<mountpoint>', 'where to mount it')
-    .option('--state <dir>', 'state dir: journal, pid file, log (default: /var/lib/epochfs/volumes/<name>-<id>)')
+    .option('--group <name>', 'the consistency group: its volumes share one journal, order and barrier')
+    .option('--name <name>', 'the volume\'s name in its group and store (default: the backing dir\'s base name)', parseGroupName('--name'))
+    .option('--state <dir>', 'the group\'s state dir: journal, pid file, log (default: /var/lib/epochfs/groups/<group>, or volumes/<name>-<id>)')
     .option('--foreground', 'stay attached; SIGINT/SIGTERM unmount')
     .option('--no-journal', 'do not journal (only to measure the journal\'s cost)')
     .option('--cache-timeout <seconds>', 'how long the kernel may cache entries and attributes', parseNonNegative('--cache-timeout'), 60)
     .option('--store <dir>', 'ship the journal to this store (see epochfs init)')
     .option('--passphrase-file <file>', 'the store passphrase\'s file (else EPOCHFS_PASSPHRASE)')
     .option('--epoch-interval <duration>', 'take an epoch this often when something changed (500ms, 30s, 5m)', parseDuration('--epoch-interval'))
-    .option('--name <name>', 'the volume\'s name in the store (default: the backing dir\'s base name)')
     .action((backing: string, mountpoint: string, opts: MountCliOptions) => run(() => mountCommand(backing, mountpoint, opts)));
 }
 
@@ -54,29 +58,68 @@ function preflight(backing: string, mountpoint: string): void {
   }
 }
 
+interface Target {
+  group: string;
+  name: string;
+  backing: string;
+  mountpoint: string;
+  stateDir: string;
+}
+
 export async function mountCommand(backingArg: string, mountpointArg: string, opts: MountCliOptions): Promise<void> {
+  if (opts.group !== undefined) parseGroupName('--group')(opts.group);
   const backing = resolve(backingArg);
   const mountpoint = resolve(mountpointArg);
-  const stateDir = resolve(opts.state ?? defaultStateDir(backing));
   preflight(backing, mountpoint);
   if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
   if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
   if (opts.store) readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  if (opts.foreground) return serve(backing, mountpoint, stateDir, opts);
-  return startDetached(backing, mountpoint, stateDir, opts);
+  const group = opts.group ?? soloGroupName(backing);
+  const name = opts.name ?? parseGroupName('--name')(basename(backing).replace(/[^A-Za-z0-9._-]/g, '_') || 'root');
+  const t: Target = { group, name, backing, mountpoint, stateDir: resolve(opts.state ?? defaultStateDir(group, opts.group !== undefined)) };
+  const mounted = findMount(mountpoint);
+  if (mounted && !(await isStale(mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${mountpoint} is already a mount point (${mounted.fstype})`);
+  if (await joinRunning(t, opts)) return;
+  mkdirSync(t.stateDir, { recursive: true, mode: 0o700 });
+  if (opts.foreground) return serve(t, opts);
+  try {
+    await startDetached(t, opts);
+  } catch (err) {
+    // Another mount of the same group started its daemon at the same moment: join it instead.
+    if (!(err instanceof EpochfsError && err.code === 'ESTATEBUSY' && opts.group !== undefined)) throw err;
+    const deadline = Date.now() + JOIN_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (await joinRunning(t, opts)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw err;
+  }
+}
+
+/** Mounts into the group's running daemon, if there is one. */
+async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
+  const entry = lookupGroup(t.group);
+  if (!entry || !isAlive(entry.pid)) return false;
+  if (opts.state && resolve(opts.state) !== entry.stateDir) {
+    throw new UsageError(`group ${t.group} is running with state dir ${entry.stateDir}, not ${resolve(opts.state)}`);
+  }
+  if ((entry.store ?? '') !== (opts.store ? resolve(opts.store) : '')) {
+    throw new UsageError(`group ${t.group} is running ${entry.store ? `with --store ${entry.store}` : 'without a store'}; mount with the same store`);
+  }
+  const reply = await askDaemon(entry.socket, { op: 'attach', name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout });
+  if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', reply.error);
+  return true;
 }
 
 /** Starts this same command with --foreground as a detached daemon and waits for it to be ready. */
-async function startDetached(backing: string, mountpoint: string, stateDir: string, opts: MountCliOptions): Promise<void> {
-  const logPath = join(stateDir, 'daemon.log');
+async function startDetached(t: Target, opts: MountCliOptions): Promise<void> {
+  const logPath = join(t.stateDir, 'daemon.log');
   const log = openSync(logPath, 'a');
-  const args = [process.argv[1], 'mount', backing, mountpoint, '--foreground', '--state', stateDir, '--cache-timeout', String(opts.cacheTimeout)];
+  const args = [process.argv[1], 'mount', t.backing, t.mountpoint, '--foreground', '--state', t.stateDir, '--group', t.group, '--name', t.name, '--cache-timeout', String(opts.cacheTimeout)];
   if (!opts.journal) args.push('--no-journal');
   if (opts.store) args.push('--store', resolve(opts.store));
   if (opts.passphraseFile) args.push('--passphrase-file', resolve(opts.passphraseFile));
   if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
-  if (opts.name) args.push('--name', opts.name);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
   const outcome = await new Promise<{ ready: boolean; code: number }>((res) => {
     child.on('message', (m) => m === READY && res({ ready: true, code: 0 }));
@@ -89,39 +132,32 @@ async function startDetached(backing: string, mountpoint: string, stateDir: stri
   }
   const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
   const message = tail.replace(/^.*?epochfs: /, '') || `daemon exited with status ${outcome.code} (see ${logPath})`;
-  throw Object.assign(new EpochfsError('EDAEMON', message), { exitCode: outcome.code || 1 });
+  const code: ErrorCode = /state dir .* is in use/.test(message) ? 'ESTATEBUSY' : 'EDAEMON';
+  throw Object.assign(new EpochfsError(code, message), { exitCode: outcome.code || 1 });
 }
 
 function stamp(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`);
 }
 
-/** The daemon itself: mount, then serve until unmounted or signalled. */
-async function serve(backing: string, mountpoint: string, stateDir: string, opts: MountCliOptions): Promise<void> {
-  let shipping: Shipping | undefined;
-  const volume = await Volume.mount({
-    backing, mountpoint, stateDir, journal: opts.journal, cacheTimeout: opts.cacheTimeout, log: stamp,
-    beforeServe: async (journal) => {
-      if (!opts.store || !journal) return;
-      shipping = await Shipping.prepare({
-        stateDir, storeDir: resolve(opts.store), passphrase: readPassphrase(opts), volume: opts.name ?? basename(backing),
-        backing, mountpoint, epochIntervalMs: opts.epochInterval, log: stamp,
-      }, journal);
-    },
+/** The group daemon itself: start it, mount the first volume, serve until the last one leaves. */
+async function serve(t: Target, opts: MountCliOptions): Promise<void> {
+  const daemon = await GroupDaemon.start({
+    group: t.group, stateDir: t.stateDir, journal: opts.journal, store: opts.store ? resolve(opts.store) : undefined,
+    passphrase: opts.store ? readPassphrase(opts) : undefined, epochIntervalMs: opts.epochInterval, log: stamp,
   });
-  const socket = shipping ? await shipping.start(volume) : undefined;
-  const pidFile = join(stateDir, 'daemon.pid');
+  try {
+    await daemon.attach({ name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout });
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+  const pidFile = join(t.stateDir, 'daemon.pid');
   writeFileSync(pidFile, `${process.pid}\n`);
-  registerDaemon({ pid: process.pid, mountpoint, backing, stateDir, socket });
-  stamp(`mounted ${backing} on ${mountpoint} (journal ${opts.journal ? stateDir : 'off'})`);
   process.on('SIGHUP', () => {});
-  let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    stamp(`${signal}: unmounting ${mountpoint}`);
-    // Unmount normally; with files still open, detach the mount and serve them until closed.
-    volume.unmount().catch(() => volume.unmount({ lazy: true })).catch((err) => stamp(`unmount failed: ${err.message}`));
+    stamp(`${signal}: unmounting group ${t.group}`);
+    daemon.unmountAll();
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -129,12 +165,9 @@ async function serve(backing: string, mountpoint: string, stateDir: string, opts
     process.send(READY);
     process.disconnect?.();
   }
-  await volume.whenExited();
-  await shipping?.stop().catch((err) => stamp(`last epoch failed: ${err.message}`));
-  await volume.close();
+  await daemon.stopped;
   rmSync(pidFile, { force: true });
-  unregisterDaemon(mountpoint);
-  stamp(`unmounted ${mountpoint}`);
+  stamp(`group ${t.group} stopped`);
   // fuse-native keeps a libuv handle referenced after the FUSE thread ends; nothing is left to do.
   process.exit(0);
 }

@@ -32,10 +32,24 @@ export function parseDuration(name: string) {
   };
 }
 
-/** The state dir a volume gets when --state is not given: one per backing dir. */
-export function defaultStateDir(backing: string): string {
+const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function parseGroupName(name: string) {
+  return (value: string): string => {
+    if (!GROUP_NAME.test(value)) throw new UsageError(`${name} must be 1-64 letters, digits, '.', '_' or '-', got '${value}'`);
+    return value;
+  };
+}
+
+/** The group a volume mounted without --group forms on its own: one per backing dir. */
+export function soloGroupName(backing: string): string {
   const abs = resolve(backing);
   const id = createHash('sha256').update(abs).digest('hex').slice(0, 12);
-  const root = process.env.EPOCHFS_STATE_ROOT ?? '/var/lib/epochfs/volumes';
-  return join(root, `${basename(abs) || 'root'}-${id}`);
+  return `${(basename(abs) || 'root').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40)}-${id}`;
+}
+
+/** The state dir a group gets when --state is not given. */
+export function defaultStateDir(group: string, named: boolean): string {
+  const root = process.env.EPOCHFS_STATE_ROOT ?? '/var/lib/epochfs';
+  return join(root, named ? 'groups' : 'volumes', group);
 }

@@ -27,7 +27,7 @@ async function restoreCommand(opts: RestoreOptions): Promise<void> {
   const repo = await openStore(opts);
   const epoch = await findEpoch(repo, opts.epoch);
   const volumes = opts.volume ? epoch.volumes.filter((v) => v.name === opts.volume) : epoch.volumes;
-  if (volumes.length === 0) throw new EpochfsError('ENOEPOCH', `epoch ${epoch.id.slice(0, 16)} has no volume ${opts.volume}`);
+  if (volumes.length === 0) throw new EpochfsError('ENOEPOCH', `epoch ${epoch.id.slice(0, 16)} has no volume ${opts.volume ?? ''}`.trim());
   const blobs = await BlobStore.load(repo);
   const total = volumes.reduce((n, v) => n + v.bytes, 0);
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'restore [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : undefined;

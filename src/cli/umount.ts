@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { findMount, isStale, umount } from '../fs/mounts.js';
-import { isAlive, lookupDaemon, unregisterDaemon } from '../fs/registry.js';
+import { isAlive, lookupDaemon, lookupGroup, unregisterDaemon, type DaemonEntry } from '../fs/registry.js';
 import { EpochfsError } from '../util/errors.js';
 
 const DAEMON_EXIT_TIMEOUT_MS = 120_000;
@@ -18,10 +18,15 @@ export function registerUmount(program: Command, run: (fn: () => Promise<void>) 
     .action((mountpoint: string, opts: { lazy?: boolean }) => run(() => umountCommand(mountpoint, opts)));
 }
 
-async function waitForExit(pid: number): Promise<void> {
+/**
+ * Waits until the daemon has let the volume go (its last epoch stored); when it was the group's
+ * last volume, until the daemon has exited (its journal closed cleanly).
+ */
+async function waitForDetach(entry: DaemonEntry): Promise<void> {
   const deadline = Date.now() + DAEMON_EXIT_TIMEOUT_MS;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) throw new EpochfsError('EDAEMON', `daemon ${pid} did not stop within ${DAEMON_EXIT_TIMEOUT_MS / 1000}s`);
+  const released = () => lookupDaemon(entry.mountpoint)?.pid !== entry.pid && lookupGroup(entry.group)?.pid === entry.pid;
+  while (isAlive(entry.pid) && !released()) {
+    if (Date.now() > deadline) throw new EpochfsError('EDAEMON', `daemon ${entry.pid} did not release ${entry.mountpoint} within ${DAEMON_EXIT_TIMEOUT_MS / 1000}s`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -51,5 +56,5 @@ export async function umountCommand(mountpointArg: string, opts: { lazy?: boolea
     process.stderr.write(`epochfs: ${mountpoint} detached; its daemon stops once the files still open on it are closed\n`);
     return;
   }
-  if (entry) await waitForExit(entry.pid);
+  if (entry) await waitForDetach(entry);
 }

@@ -20,14 +20,18 @@ export class EpochScheduler {
   private timer?: NodeJS.Timeout;
   private inFlight = new Set<Promise<unknown>>();
   readonly pausesUs: number[] = [];
+  /** when each epoch became durable (ms), for the epoch rate */
+  readonly epochTimes: number[] = [];
+  /** the barrier of the last durable epoch, and when that barrier was placed */
+  lastShipped = { seq: 0, placedAt: Date.now(), journalBytes: 0 };
 
   constructor(
     private readonly journal: Journal,
     private readonly shipper: ShipperClient,
-    private readonly mutations: () => number,
     private readonly log: (m: string) => void,
   ) {
-    this.lastBarrier = mutations();
+    this.lastBarrier = journal.lastSeq;
+    this.lastShipped = { seq: shipper.cursor, placedAt: Date.now(), journalBytes: journal.appendedBytes };
   }
 
   /** Places a barrier now; the promise of its epoch is tracked so that stop() can wait for it. */
@@ -37,15 +41,24 @@ export class EpochScheduler {
     const pauseUs = Number(process.hrtime.bigint() - t0) / 1000;
     this.pausesUs.push(pauseUs);
     if (this.pausesUs.length > 10_000) this.pausesUs.splice(0, 5_000);
-    this.lastBarrier = this.mutations();
+    this.lastBarrier = seq;
+    const placed = { seq, placedAt: Date.now(), journalBytes: this.journal.appendedBytes };
     const epoch = this.shipper.ship(seq);
     this.inFlight.add(epoch);
-    epoch.catch(() => {}).finally(() => this.inFlight.delete(epoch));
+    epoch
+      .then(() => {
+        if (placed.seq > this.lastShipped.seq) this.lastShipped = placed;
+        this.epochTimes.push(Date.now());
+        if (this.epochTimes.length > 1000) this.epochTimes.splice(0, 500);
+      })
+      .catch(() => {})
+      .finally(() => this.inFlight.delete(epoch));
     return { seq, pauseUs, epoch };
   }
 
+  /** Anything journaled since the last barrier (changes, or volumes joining or leaving). */
   get changed(): boolean {
-    return this.mutations() !== this.lastBarrier;
+    return this.journal.lastSeq !== this.lastBarrier;
   }
 
   start(intervalMs: number | undefined): void {
@@ -56,10 +69,9 @@ export class EpochScheduler {
     this.timer.unref();
   }
 
-  /** At unmount: a last epoch if anything changed, and every epoch durable before returning. */
+  /** Stops the interval and waits until every epoch asked for is durable (or failed). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    if (this.changed) this.checkpoint();
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 }

@@ -45,6 +45,8 @@ export class VolumeOps {
   constructor(
     private readonly root: string,
     private readonly journal: Journal | null,
+    /** this volume's name in its group's journal */
+    private readonly vol: string,
   ) {}
 
   private abs(path: string): string {
@@ -56,6 +58,7 @@ export class VolumeOps {
    * errno returned. Returns the seq (0 without a journal) or a negative errno.
    */
   private mutate(rec: NewRecord, apply: () => void): number {
+    rec.vol = this.vol;
     const pending: Pending | undefined = this.journal ? this.journal.begin(rec) : undefined;
     try {
       apply();

@@ -1,7 +1,8 @@
-// Running daemons by mount point, so that `epochfs umount <mountpoint>` finds the daemon to wait for.
-// One small JSON file per mount under the run dir (/run/epochfs/mounts, or $EPOCHFS_RUN_DIR/mounts).
+// Running daemons: one entry per mount point (so that `epochfs umount`/`checkpoint` find the daemon
+// serving it) and one per consistency group (so that a later mount of the group joins its daemon).
+// Small JSON files under the run dir (/run/epochfs, or $EPOCHFS_RUN_DIR).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface DaemonEntry {
@@ -9,8 +10,18 @@ export interface DaemonEntry {
   mountpoint: string;
   backing: string;
   stateDir: string;
-  /** the control socket, when the daemon ships to a store */
-  socket?: string;
+  group: string;
+  name: string;
+  /** the group daemon's control socket */
+  socket: string;
+}
+
+export interface GroupEntry {
+  pid: number;
+  group: string;
+  stateDir: string;
+  socket: string;
+  store?: string;
 }
 
 export function runDir(): string {
@@ -49,4 +60,43 @@ export function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+function groupPath(group: string, ext: string): string {
+  return join(runDir(), 'groups', `${group}.${ext}`);
+}
+
+export function groupSocketPath(group: string): string {
+  return groupPath(group, 'sock');
+}
+
+export function registerGroup(entry: GroupEntry): void {
+  mkdirSync(join(runDir(), 'groups'), { recursive: true, mode: 0o700 });
+  const path = groupPath(entry.group, 'json');
+  writeFileSync(`${path}.tmp`, JSON.stringify(entry));
+  renameSync(`${path}.tmp`, path);
+}
+
+export function lookupGroup(group: string): GroupEntry | undefined {
+  try {
+    return JSON.parse(readFileSync(groupPath(group, 'json'), 'utf8')) as GroupEntry;
+  } catch {
+    return undefined;
+  }
+}
+
+export function unregisterGroup(group: string, pid = process.pid): void {
+  const entry = lookupGroup(group);
+  if (entry && entry.pid === pid) rmSync(groupPath(group, 'json'), { force: true });
+}
+
+/** Every registered group whose daemon is alive. */
+export function listGroups(): GroupEntry[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(runDir(), 'groups')).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return names.map((n) => lookupGroup(n.slice(0, -5))).filter((e): e is GroupEntry => !!e && isAlive(e.pid));
 }

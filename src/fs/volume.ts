@@ -1,10 +1,10 @@
-// One mounted volume: its journal, its recovery after an unclean stop, and the FUSE mount itself.
+// One mounted volume of a group: its FUSE mount over the backing dir, journaling into the group's
+// journal (src/group/daemon.ts owns the journal and its recovery).
 import { lstatSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Fuse, type FuseInstance } from '../native/fuse.js';
-import { Journal } from '../journal/journal.js';
+import type { Journal } from '../journal/journal.js';
 import { applyPathRecord } from '../journal/apply.js';
-import type { Record } from '../journal/record.js';
 import { EpochfsError } from '../util/errors.js';
 import { nowNs } from '../util/clock.js';
 import { VolumeOps } from './ops.js';
@@ -14,16 +14,19 @@ export const MAX_WRITE = 128 * 1024;
 const HIDDEN_PREFIX = '.fuse_hidden';
 
 export interface VolumeOptions {
+  /** the volume's name in its group */
+  name: string;
   backing: string;
   mountpoint: string;
-  stateDir: string;
-  /** false only to measure the journal's cost (--no-journal) */
-  journal: boolean;
+  /** the group's journal; null only to measure the journal's cost (--no-journal) */
+  journal: Journal | null;
   /** Seconds the kernel may cache entries and attributes (every change passes through the mount). */
   cacheTimeout: number;
+  /** remove libfuse's leftover hidden files first (the group's previous daemon stopped uncleanly) */
+  cleanHidden?: boolean;
   log?: (msg: string) => void;
-  /** Runs after the journal is open and recovered, before the mount serves anything. */
-  beforeServe?: (journal: Journal | null) => Promise<void>;
+  /** Runs after the volume's mount marker is journaled (its seq given), before the mount serves. */
+  beforeServe?: (markerSeq: number) => Promise<void>;
 }
 
 function checkDir(path: string, code: 'ENOBACKING' | 'ENOMOUNTPOINT', what: string): void {
@@ -64,14 +67,18 @@ function findHiddenFiles(root: string, rel = ''): string[] {
 export class Volume {
   private fuse?: FuseInstance;
   private exited!: Promise<void>;
-  private closing?: Promise<void>;
   readonly ops: VolumeOps;
 
-  private constructor(
-    readonly opts: VolumeOptions,
-    readonly journal: Journal | null,
-  ) {
-    this.ops = new VolumeOps(opts.backing, journal);
+  private constructor(readonly opts: VolumeOptions) {
+    this.ops = new VolumeOps(opts.backing, opts.journal, opts.name);
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  get journal(): Journal | null {
+    return this.opts.journal;
   }
 
   static async mount(input: VolumeOptions): Promise<Volume> {
@@ -80,45 +87,22 @@ export class Volume {
     checkDir(opts.backing, 'ENOBACKING', 'backing dir');
     checkDir(opts.mountpoint, 'ENOMOUNTPOINT', 'mount point');
     await recoverMountpoint(opts.mountpoint, log);
-    let journal: Journal | null = null;
-    if (opts.journal) {
-      const opened = await Journal.open(opts.stateDir);
-      journal = opened.journal;
-      if (opened.unclean) Volume.recoverUnclean(journal, opts.backing, opened.lastRecord, log);
-      journal.append({ op: 'mount', t: nowNs(), backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation });
-    }
-    const volume = new Volume(opts, journal);
-    try {
-      await opts.beforeServe?.(journal);
-      await volume.start();
-    } catch (err) {
-      await journal?.close(true);
-      throw err;
-    }
+    const { journal } = opts;
+    if (journal && opts.cleanHidden) Volume.removeHiddenFiles(journal, opts.name, opts.backing);
+    const seq = journal?.append({ op: 'mount', t: nowNs(), vol: opts.name, backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation }) ?? 0;
+    await opts.beforeServe?.(seq);
+    const volume = new Volume(opts);
+    await volume.start();
     return volume;
   }
 
-  /**
-   * After an unclean stop the last record may not have reached the backing dir (the daemon died
-   * between journaling and applying it): redo it, idempotently. Then remove libfuse's leftover
-   * hidden files, journaled like any unlink, and mark the stop in the journal so that the shipper
-   * resynchronizes the backup from a scan of the backing dir (docs/ARCHITECTURE.md, "Crashes").
-   */
-  private static recoverUnclean(journal: Journal, backing: string, last: Record | undefined, log: (m: string) => void): void {
-    log(`previous daemon stopped uncleanly; last record ${last?.seq ?? 'none'}`);
-    if (last) {
-      try {
-        applyPathRecord(backing, last, true);
-      } catch (err) {
-        log(`redo of record ${last.seq} (${last.op}) failed: ${(err as Error).message}`);
-      }
-    }
-    journal.append({ op: 'unclean', t: nowNs(), generation: journal.generation });
+  /** Files unlinked while open when the daemon died: nobody will unlink them now. Journaled. */
+  private static removeHiddenFiles(journal: Journal, vol: string, backing: string): void {
     for (const path of findHiddenFiles(backing)) {
-      const rec = { op: 'unlink', t: nowNs(), path } as const;
+      const rec = { op: 'unlink', t: nowNs(), vol, path } as const;
       const p = journal.begin(rec);
       try {
-        applyPathRecord(backing, rec as Record);
+        applyPathRecord(backing, rec);
       } catch {
         journal.rollback(p);
       }
@@ -154,22 +138,17 @@ export class Volume {
     return this.exited;
   }
 
-  /** Unmounts (lazily when asked, or when busy and `force`), then closes the journal cleanly. */
+  /** Unmounts (lazily when asked) and waits until the kernel has ended the mount. */
   async unmount(opts: { lazy?: boolean } = {}): Promise<void> {
     const r = await umount(this.opts.mountpoint, opts);
     if (!r.ok && findMount(this.opts.mountpoint)) {
       throw new EpochfsError(r.busy ? 'EMOUNTBUSY' : 'EDAEMON', `umount ${this.opts.mountpoint}: ${r.message}`);
     }
     await this.exited;
-    await this.close();
   }
 
-  /** After the mount has ended: release fds, make the journal durable and mark a clean stop. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.ops.closeAll();
-      await this.journal?.close(true);
-    })();
-    return this.closing;
+  /** After the mount has ended: release its fds (the group closes the journal). */
+  close(): void {
+    this.ops.closeAll();
   }
 }

@@ -1,20 +1,21 @@
 // The daemon's control socket: newline-delimited JSON requests and replies on a unix socket under
 // the run dir (/run/epochfs/sockets), found through the daemon registry.
 import { createServer, createConnection, type Server } from 'node:net';
-import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDir } from '../fs/registry.js';
 import { EpochfsError } from '../util/errors.js';
 
-export type ControlRequest = { op: 'checkpoint'; wait: boolean } | { op: 'status' };
+export interface AttachRequest {
+  op: 'attach';
+  name: string;
+  backing: string;
+  mountpoint: string;
+  cacheTimeout: number;
+}
+
+export type ControlRequest = { op: 'checkpoint'; wait: boolean } | { op: 'status' } | AttachRequest;
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; code?: string };
 export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
-
-export function socketPath(mountpoint: string): string {
-  const id = createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
-  return join(runDir(), 'sockets', `${id}.sock`);
-}
 
 export function serveControl(path: string, handle: ControlHandler): Server {
   mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });

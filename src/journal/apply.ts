@@ -157,6 +157,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       check(sys.lremovexattr(abs, rec.name), 'lremovexattr', abs);
       return;
     case 'mount':
+    case 'umount':
     case 'unclean':
     case 'barrier':
       return;

@@ -1,6 +1,7 @@
 // Journal records: what each mutating operation carries, and their binary frame (format v1,
-// specified in docs/ARCHITECTURE.md, "Journal format"). Paths are relative to the volume root and
-// start with '/'. `t` is the operation time in nanoseconds: the daemon sets the mtime of every inode
+// specified in docs/ARCHITECTURE.md, "Journal format"). A journal belongs to a consistency group:
+// `vol` names the volume a record is about. Paths are relative to that volume's root and start
+// with '/'. `t` is the operation time in nanoseconds: the daemon sets the mtime of every inode
 // the operation changes to exactly `t`, and so does replay, so times replay exactly.
 import { crc32 } from 'node:zlib';
 import { JournalCorruptError } from '../util/errors.js';
@@ -9,6 +10,8 @@ import type { TimeSpec } from '../native/sys.js';
 interface Base {
   seq: number;
   t: bigint;
+  /** the volume of the group this record is about (absent on group-wide markers) */
+  vol?: string;
 }
 
 export type Record = Base &
@@ -28,9 +31,10 @@ export type Record = Base &
     | { op: 'utimens'; path: string; atime: TimeSpec; mtime: TimeSpec }
     | { op: 'setxattr'; path: string; name: string; flags: number; value: Buffer }
     | { op: 'removexattr'; path: string; name: string }
-    | { op: 'mount'; backing: string; mountpoint: string; generation: number }
+    | { op: 'mount'; vol: string; backing: string; mountpoint: string; generation: number }
     | { op: 'unclean'; generation: number }
     | { op: 'barrier' }
+    | { op: 'umount'; vol: string }
   );
 
 export type Op = Record['op'];
@@ -40,13 +44,13 @@ export type NewRecord = Record extends infer R ? (R extends Record ? Omit<R, 'se
 // Opcodes are part of the on-disk format: never renumber, only append.
 const OPCODES: readonly Op[] = [
   'write', 'truncate', 'create', 'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir',
-  'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean', 'barrier',
+  'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean', 'barrier', 'umount',
 ];
 const OPCODE_OF = new Map(OPCODES.map((op, i) => [op, i]));
 
-/** Operations that change the volume (the markers `mount`, `unclean` and `barrier` do not). */
+/** Operations that change a volume (the markers `mount`, `umount`, `unclean` and `barrier` do not). */
 export function changesVolume(op: Op): boolean {
-  return op !== 'mount' && op !== 'unclean' && op !== 'barrier';
+  return op !== 'mount' && op !== 'umount' && op !== 'unclean' && op !== 'barrier';
 }
 
 export const FRAME_HEADER = 8; // u32 body length, u32 crc32 of the body

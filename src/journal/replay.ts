@@ -51,19 +51,36 @@ export interface ReplayResult {
   lastSeq: number;
 }
 
-export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: number } = {}): ReplayResult {
+/** The volumes a journal holds, from its mount markers. */
+export function journalVolumes(stateDir: string): string[] {
+  const vols = new Set<string>();
+  for (const rec of readJournal(stateDir)) if (rec.op === 'mount') vols.add(rec.vol);
+  return [...vols];
+}
+
+/** Replays one volume's records (`volume`, or the journal's only volume) onto `onto`. */
+export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: number; volume?: string } = {}): ReplayResult {
+  let volume = opts.volume;
+  if (volume === undefined) {
+    const vols = journalVolumes(stateDir);
+    if (vols.length > 1) throw new EpochfsError('EUSAGE', `the journal holds volumes ${vols.join(', ')}: choose one with --volume`);
+    volume = vols[0];
+  }
   const replayer = new TreeReplayer(resolve(onto));
   let applied = 0;
   let lastSeq = 0;
+  let first = true;
   try {
     withZeroUmask(() => {
       for (const rec of readJournal(stateDir, { toSeq: opts.toSeq })) {
-        if (applied === 0 && rec.seq !== 1) {
+        if (first && rec.seq !== 1) {
           throw new EpochfsError('EREPLAY', `the journal starts at record ${rec.seq}: earlier records were shipped to the store and trimmed; restore an epoch instead`);
         }
+        first = false;
+        lastSeq = rec.seq;
+        if (rec.vol !== undefined && rec.vol !== volume) continue;
         replayer.apply(rec);
         applied++;
-        lastSeq = rec.seq;
       }
     });
   } finally {

@@ -14,7 +14,7 @@ export class ShipperClient {
   private waiting = new Map<number, Waiting>();
   lastEpoch?: ShippedEpoch;
 
-  private constructor(private readonly worker: Worker, readonly hasBase: boolean, readonly cursor: number, private readonly log: (m: string) => void) {
+  private constructor(private readonly worker: Worker, readonly cursor: number, private readonly log: (m: string) => void) {
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.failAll(err));
   }
@@ -25,7 +25,7 @@ export class ShipperClient {
       const first = (m: FromWorker) => {
         if (m.type === 'log') return log(m.message);
         worker.off('message', first);
-        if (m.type === 'ready') resolve(new ShipperClient(worker, m.hasBase, m.cursor, log));
+        if (m.type === 'ready') resolve(new ShipperClient(worker, m.cursor, log));
         else {
           void worker.terminate();
           reject(new EpochfsError('EDAEMON', `shipper: ${m.type === 'fatal' ? m.message : 'did not start'}`));
@@ -60,11 +60,6 @@ export class ShipperClient {
     const p = new Promise<ShippedEpoch>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     this.worker.postMessage({ type, id, seq } satisfies ToWorker);
     return p;
-  }
-
-  /** The first epoch: the shadow copy as taken before serving, at journal seq `seq`. */
-  base(seq: number): Promise<ShippedEpoch> {
-    return this.send('base', seq);
   }
 
   /** An epoch at barrier `seq`. */

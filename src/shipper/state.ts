@@ -6,23 +6,34 @@ import type { BuildCaches, CachedContent, TreeSummary } from '../store/snapshot.
 
 export const SHIPPER_STATE_VERSION = 1;
 
+export interface VolumeCaches {
+  trees: [string, TreeSummary][];
+  contents: [string, CachedContent][];
+}
+
 export interface ShipperState {
   version: number;
   store: string;
-  volume: string;
+  group: string;
   /** every record up to here is in the last epoch */
   cursor: number;
   lastEpoch: string | null;
-  trees: [string, TreeSummary][];
-  contents: [string, CachedContent][];
+  /** the volumes in the last epoch, with what their next epoch may reuse */
+  volumes: { [name: string]: VolumeCaches };
 }
 
 export function shipperDir(stateDir: string): string {
   return join(stateDir, 'shipper');
 }
 
-export function shadowDir(stateDir: string): string {
-  return join(shipperDir(stateDir), 'shadow');
+/** A volume's shadow copy: the volume as of the shipper's cursor. */
+export function shadowDir(stateDir: string, vol: string): string {
+  return join(shipperDir(stateDir), 'shadow', vol);
+}
+
+/** The base copy the daemon took of a volume before serving it, at its mount marker `seq`. */
+export function stagedShadowDir(stateDir: string, vol: string, seq: number): string {
+  return join(shipperDir(stateDir), 'staged', `${vol}@${seq}`);
 }
 
 /** Present while the shadow copy is being advanced: if found at start, the shadow is not trusted. */
@@ -56,6 +67,10 @@ export function saveShipperState(stateDir: string, state: ShipperState): void {
   }
 }
 
-export function cachesOf(state: ShipperState | undefined): BuildCaches {
-  return { trees: new Map(state?.trees ?? []), contents: new Map(state?.contents ?? []) };
+export function cachesOf(v: VolumeCaches | undefined): BuildCaches {
+  return { trees: new Map(v?.trees ?? []), contents: new Map(v?.contents ?? []) };
+}
+
+export function cachesToJson(c: BuildCaches): VolumeCaches {
+  return { trees: [...c.trees], contents: [...c.contents] };
 }

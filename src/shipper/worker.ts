@@ -7,13 +7,13 @@ export interface WorkerInput {
   stateDir: string;
   storeDir: string;
   passphrase: string;
-  volume: string;
   group: string;
+  startSeq: number;
 }
 
-export type ToWorker = { type: 'base' | 'ship'; id: number; seq: number };
+export type ToWorker = { type: 'ship'; id: number; seq: number };
 export type FromWorker =
-  | { type: 'ready'; hasBase: boolean; cursor: number }
+  | { type: 'ready'; cursor: number }
   | { type: 'epoch'; id: number; epoch: ShippedEpoch }
   | { type: 'error'; id: number; message: string }
   | { type: 'log'; message: string }
@@ -33,14 +33,14 @@ try {
   port.on('message', (msg: ToWorker) => {
     queue = queue.then(async () => {
       try {
-        const epoch = msg.type === 'base' ? await shipper.base(msg.seq) : await shipper.ship(msg.seq);
+        const epoch = await shipper.ship(msg.seq);
         post({ type: 'epoch', id: msg.id, epoch });
       } catch (err) {
         post({ type: 'error', id: msg.id, message: (err as Error).message });
       }
     });
   });
-  post({ type: 'ready', hasBase: shipper.hasBase, cursor: shipper.cursor });
+  post({ type: 'ready', cursor: shipper.cursor });
 } catch (err) {
   post({ type: 'fatal', message: (err as Error).message });
 }

@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'EOBJECTMISSING'
   | 'EOBJECTCORRUPT'
   | 'ENOEPOCH'
+  | 'EVOLUMEEXISTS'
   | 'ERESTORETARGET';
 
 const exitFor: Record<ErrorCode, number> = {
@@ -53,6 +54,7 @@ const exitFor: Record<ErrorCode, number> = {
   EOBJECTMISSING: ExitCode.corrupt,
   EOBJECTCORRUPT: ExitCode.corrupt,
   ENOEPOCH: ExitCode.notFound,
+  EVOLUMEEXISTS: ExitCode.busy,
   ERESTORETARGET: ExitCode.busy,
 };
 

@@ -55,8 +55,14 @@ describe('bad input', () => {
     expect([r1.code, r1.stderr]).toEqual([4, expect.stringMatching(/is already a mount point/)]);
     const mnt2 = join(v.dir, 'mnt2');
     mkdirSync(mnt2);
+    // the same backing dir again: its group already has a volume of that name
     const r2 = await epochfs(['mount', v.backing, mnt2, '--state', v.state], { env: TEST_ENV });
-    expect([r2.code, r2.stderr]).toEqual([4, expect.stringMatching(/state dir .* is in use/)]);
+    expect([r2.code, r2.stderr]).toEqual([4, expect.stringMatching(/already has a volume named backing/)]);
+    // another group on a state dir in use
+    const other = join(v.dir, 'other-backing');
+    mkdirSync(other);
+    const r3 = await epochfs(['mount', other, mnt2, '--state', v.state, '--group', 'g2'], { env: TEST_ENV });
+    expect([r3.code, r3.stderr]).toEqual([4, expect.stringMatching(/state dir .* is in use/)]);
     expect(isMounted(mnt2)).toBe(false);
     expect(isMounted(v.mnt)).toBe(true);
   });

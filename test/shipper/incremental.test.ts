@@ -9,7 +9,7 @@ import { Journal } from '../../src/journal/journal.js';
 import type { NewRecord } from '../../src/journal/record.js';
 import { TreeReplayer } from '../../src/journal/replay.js';
 import { Shipper } from '../../src/shipper/shipper.js';
-import { shadowDir } from '../../src/shipper/state.js';
+import { stagedShadowDir } from '../../src/shipper/state.js';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { BlobStore } from '../../src/store/blobs.js';
 import { findEpoch } from '../../src/store/epochs.js';
@@ -34,14 +34,16 @@ describe('incremental epochs', () => {
     const store = join(dir, 'store');
     await Repository.init(new LocalBackend(store), PASS);
     const { journal } = await Journal.open(state);
-    mkdirSync(join(state, 'shipper'), { recursive: true });
-    execFileSync('cp', ['-a', live, shadowDir(state)]);
-    const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, volume: 'live', group: 'live' });
-    await shipper.base(journal.lastSeq);
+    const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
+    // what the group daemon does when a volume joins: a mount marker, then the base copy staged
+    const mountSeq = journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
+    mkdirSync(join(state, 'shipper', 'staged'), { recursive: true });
+    execFileSync('cp', ['-a', live, stagedShadowDir(state, 'live', mountSeq)]);
+    await shipper.ship(journal.append({ op: 'barrier', t: t++ }));
     const liveReplayer = new TreeReplayer(live);
     const ops = (...recs: NewRecord[]) => {
       for (const r of recs) {
-        const seq = journal.append(r);
+        const seq = journal.append({ ...r, vol: 'live' } as NewRecord);
         liveReplayer.apply({ ...r, seq } as never);
       }
       liveReplayer.close();

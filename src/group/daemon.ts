@@ -1,0 +1,227 @@
+// The daemon of a consistency group: one journal, one sequence and one barrier for every volume of
+// the group, served by one process. The first `epochfs mount --group G` starts it; later mounts of
+// G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
+// "Consistency groups").
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { Server } from 'node:net';
+import { Volume } from '../fs/volume.js';
+import { registerDaemon, registerGroup, unregisterDaemon, unregisterGroup, groupSocketPath } from '../fs/registry.js';
+import { Journal } from '../journal/journal.js';
+import { applyPathRecord } from '../journal/apply.js';
+import type { Record } from '../journal/record.js';
+import { EpochScheduler } from '../epoch/scheduler.js';
+import { ShipperClient } from '../shipper/client.js';
+import { stagedShadowDir } from '../shipper/state.js';
+import { LocalBackend } from '../store/backends/local.js';
+import { Repository } from '../store/repository.js';
+import { nowNs } from '../util/clock.js';
+import { EpochfsError } from '../util/errors.js';
+import { serveControl, type AttachRequest, type ControlReply, type ControlRequest } from './control.js';
+
+export interface GroupDaemonOptions {
+  group: string;
+  stateDir: string;
+  /** false only to measure the journal's cost (--no-journal) */
+  journal: boolean;
+  store?: string;
+  passphrase?: Buffer;
+  epochIntervalMs?: number;
+  log: (msg: string) => void;
+}
+
+function copyTree(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cp = spawn('cp', ['-a', `${from}/.`, to], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    cp.stderr.on('data', (d) => (err += d));
+    cp.on('exit', (code) => (code === 0 ? resolve() : reject(new EpochfsError('EDAEMON', `copying the base failed: ${err.trim()}`))));
+  });
+}
+
+export class GroupDaemon {
+  private readonly volumes = new Map<string, Volume>();
+  private server?: Server;
+  private shipper?: ShipperClient;
+  private scheduler?: EpochScheduler;
+  private stopping?: Promise<void>;
+  private readonly startedAt = Date.now();
+  private resolveStopped!: () => void;
+  /** Resolves when the last volume has left and everything is closed. */
+  readonly stopped = new Promise<void>((res) => (this.resolveStopped = res));
+
+  private constructor(
+    private readonly opts: GroupDaemonOptions,
+    readonly journal: Journal | null,
+    private readonly unclean: boolean,
+  ) {}
+
+  static async start(opts: GroupDaemonOptions): Promise<GroupDaemon> {
+    if (opts.store) await Repository.open(new LocalBackend(opts.store), opts.passphrase!); // fail before mounting anything
+    let journal: Journal | null = null;
+    let unclean = false;
+    if (opts.journal) {
+      const opened = await Journal.open(opts.stateDir);
+      journal = opened.journal;
+      unclean = opened.unclean;
+      if (unclean) await GroupDaemon.recover(journal, opened.lastRecord, opts.log);
+    }
+    const d = new GroupDaemon(opts, journal, unclean);
+    try {
+      if (opts.store && journal) {
+        d.shipper = await ShipperClient.start(
+          { stateDir: opts.stateDir, storeDir: opts.store, passphrase: opts.passphrase!.toString(), group: opts.group, startSeq: journal.lastSeq },
+          opts.log,
+        );
+        d.scheduler = new EpochScheduler(journal, d.shipper, opts.log);
+        d.scheduler.start(opts.epochIntervalMs);
+      }
+      const socket = groupSocketPath(opts.group);
+      d.server = serveControl(socket, (req) => d.handle(req));
+      registerGroup({ pid: process.pid, group: opts.group, stateDir: opts.stateDir, socket, store: opts.store });
+    } catch (err) {
+      await d.shipper?.stop();
+      await journal?.close(true);
+      throw err;
+    }
+    return d;
+  }
+
+  /**
+   * After an unclean stop the last record may not have reached its backing dir (the daemon died
+   * between journaling and applying it): redo it, idempotently, and mark the stop in the journal
+   * (docs/ARCHITECTURE.md, "Crashes and recovery").
+   */
+  private static async recover(journal: Journal, last: Record | undefined, log: (m: string) => void): Promise<void> {
+    log(`previous daemon stopped uncleanly; last record ${last?.seq ?? 'none'}`);
+    const backing = last?.vol !== undefined ? await journal.getState(`volume:${last.vol}`) : undefined;
+    if (last && backing) {
+      try {
+        applyPathRecord(backing, last, true);
+      } catch (err) {
+        log(`redo of record ${last.seq} (${last.op}) failed: ${(err as Error).message}`);
+      }
+    }
+    journal.append({ op: 'unclean', t: nowNs(), generation: journal.generation });
+  }
+
+  get group(): string {
+    return this.opts.group;
+  }
+
+  /** Mounts a volume into the group. */
+  async attach(req: Omit<AttachRequest, 'op'>): Promise<void> {
+    if (this.stopping) throw new EpochfsError('EDAEMON', `group ${this.group} is stopping`);
+    if (this.volumes.has(req.name)) throw new EpochfsError('EVOLUMEEXISTS', `group ${this.group} already has a volume named ${req.name}`);
+    for (const v of this.volumes.values()) {
+      if (v.opts.mountpoint === req.mountpoint) throw new EpochfsError('EMOUNTBUSY', `${req.mountpoint} is already a mount point of group ${this.group}`);
+    }
+    await this.journal?.putState(`volume:${req.name}`, req.backing);
+    const volume = await Volume.mount({
+      name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, cacheTimeout: req.cacheTimeout,
+      cleanHidden: this.unclean, log: this.opts.log,
+      beforeServe: this.shipper ? (seq) => this.stageBase(req.name, req.backing, seq) : undefined,
+    });
+    this.volumes.set(req.name, volume);
+    registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
+    this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
+    void volume.whenExited().then(() => this.detach(req.name));
+    // The volume's base goes into the store with the next epoch: take it now.
+    this.scheduler?.checkpoint().epoch.catch((err) => this.opts.log(`epoch failed: ${err.message}`));
+  }
+
+  /**
+   * The base of a volume joining a group that ships: its tree copied at its mount marker, before
+   * the mount serves. Copied aside first and renamed when complete, so the shipper never takes a
+   * partial copy for a base.
+   */
+  private async stageBase(name: string, backing: string, seq: number): Promise<void> {
+    const staged = stagedShadowDir(this.opts.stateDir, name, seq);
+    const tmp = `${staged}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    this.opts.log(`copying the base of ${name} (${backing})`);
+    await copyTree(backing, tmp);
+    renameSync(tmp, staged);
+  }
+
+  /** The mount of `name` has ended: its last state goes into an epoch, then it leaves the group. */
+  private async detach(name: string): Promise<void> {
+    const volume = this.volumes.get(name);
+    if (!volume) return;
+    if (this.scheduler?.changed) this.scheduler.checkpoint().epoch.catch((err) => this.opts.log(`last epoch of ${name} failed: ${err.message}`));
+    this.journal?.append({ op: 'umount', t: nowNs(), vol: name });
+    volume.close();
+    this.volumes.delete(name);
+    unregisterDaemon(volume.opts.mountpoint);
+    this.opts.log(`unmounted ${volume.opts.mountpoint} (${name})`);
+    if (this.volumes.size === 0) await this.stop();
+  }
+
+  /** SIGINT/SIGTERM: unmount every volume (detaching busy ones, served until their files close). */
+  unmountAll(): void {
+    for (const v of this.volumes.values()) {
+      v.unmount().catch(() => v.unmount({ lazy: true })).catch((err) => this.opts.log(`unmount of ${v.opts.mountpoint} failed: ${err.message}`));
+    }
+    if (this.volumes.size === 0) void this.stop();
+  }
+
+  /** Every epoch durable, the worker stopped, the journal closed cleanly. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.server?.close();
+      await this.scheduler?.stop().catch((err) => this.opts.log(`last epoch failed: ${err.message}`));
+      await this.shipper?.stop();
+      await this.journal?.close(true);
+      unregisterGroup(this.group);
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+
+  private async handle(req: ControlRequest): Promise<ControlReply> {
+    switch (req.op) {
+      case 'attach':
+        await this.attach(req);
+        return { ok: true };
+      case 'checkpoint': {
+        if (!this.scheduler) return { ok: false, error: `group ${this.group} does not ship to a store`, code: 'EUSAGE' };
+        const c = this.scheduler.checkpoint();
+        if (!req.wait) return { ok: true, seq: c.seq, pauseUs: c.pauseUs };
+        const epoch = await c.epoch;
+        return { ok: true, seq: c.seq, pauseUs: c.pauseUs, epoch: epoch.id, bytesAdded: epoch.bytesAdded, volumes: epoch.volumes };
+      }
+      case 'status':
+        return { ok: true, ...this.status() };
+      default:
+        return { ok: false, error: `unknown request ${(req as { op: string }).op}`, code: 'EUSAGE' };
+    }
+  }
+
+  status(): { [k: string]: unknown } {
+    const j = this.journal;
+    const s = this.scheduler;
+    const pauses = [...(s?.pausesUs ?? [])].sort((a, b) => a - b);
+    const q = (f: number) => (pauses.length ? pauses[Math.min(pauses.length - 1, Math.floor(f * pauses.length))] : null);
+    const recent = (s?.epochTimes ?? []).filter((t) => t > Date.now() - 300_000);
+    const lagOps = j && s ? j.lastSeq - s.lastShipped.seq : null;
+    return {
+      group: this.group,
+      pid: process.pid,
+      stateDir: this.opts.stateDir,
+      store: this.opts.store ?? null,
+      volumes: [...this.volumes.values()].map((v) => ({ name: v.name, mountpoint: v.opts.mountpoint, backing: v.opts.backing })),
+      journal: j ? { lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes } : null,
+      shipping: s && j ? {
+        lastEpoch: this.shipper?.lastEpoch?.id ?? null,
+        shippedSeq: s.lastShipped.seq,
+        lagOps,
+        lagBytes: j.appendedBytes - s.lastShipped.journalBytes,
+        lagSeconds: lagOps ? (Date.now() - s.lastShipped.placedAt) / 1000 : 0,
+        pendingEpochs: this.shipper?.pending ?? 0,
+        epochsPerMinute: recent.length / Math.min(5, Math.max(1 / 60, (Date.now() - this.startedAt) / 60_000)),
+        barrierPauseUs: { p50: q(0.5), p99: q(0.99), count: pauses.length },
+      } : null,
+    };
+  }
+}
