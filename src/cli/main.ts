@@ -12,6 +12,7 @@ import { registerEpochs } from './epochs.js';
 import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
 import { registerCheckpoint } from './checkpoint.js';
+import { registerStatus } from './status.js';
 
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
@@ -42,6 +43,7 @@ registerEpochs(program, run);
 registerRestore(program, run);
 registerVerify(program, run);
 registerCheckpoint(program, run);
+registerStatus(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,56 @@
+// epochfs status [--json]: every running group — its volumes and mount points, journal depth,
+// ship lag, last durable epoch, epoch rate, barrier pause.
+import type { Command } from 'commander';
+import { askDaemon } from '../group/control.js';
+import { listGroups } from '../fs/registry.js';
+
+interface GroupStatus {
+  group: string;
+  pid: number;
+  stateDir: string;
+  store: string | null;
+  volumes: { name: string; mountpoint: string; backing: string }[];
+  journal: { lastSeq: number; durableSeq: number; records: number; bytes: number } | null;
+  shipping: {
+    lastEpoch: string | null;
+    shippedSeq: number;
+    lagOps: number;
+    lagBytes: number;
+    lagSeconds: number;
+    pendingEpochs: number;
+    epochsPerMinute: number;
+    barrierPauseUs: { p50: number | null; p99: number | null; count: number };
+  } | null;
+}
+
+function print(s: GroupStatus): void {
+  const out: string[] = [`group ${s.group} (pid ${s.pid}, state ${s.stateDir}${s.store ? `, store ${s.store}` : ''})`];
+  for (const v of s.volumes) out.push(`  volume ${v.name}: ${v.backing} on ${v.mountpoint}`);
+  if (s.journal) out.push(`  journal: seq ${s.journal.lastSeq} (durable ${s.journal.durableSeq}), ${s.journal.records} records / ${s.journal.bytes} bytes since start`);
+  const p = s.shipping;
+  if (p) {
+    out.push(`  shipped: seq ${p.shippedSeq}, last epoch ${p.lastEpoch?.slice(0, 16) ?? 'none yet'}, ${p.pendingEpochs} pending`);
+    out.push(`  lag: ${p.lagOps} ops, ${p.lagBytes} bytes, ${p.lagSeconds.toFixed(1)} s; ${p.epochsPerMinute.toFixed(1)} epochs/min`);
+    const us = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} µs`);
+    out.push(`  barrier pause: p50 ${us(p.barrierPauseUs.p50)}, p99 ${us(p.barrierPauseUs.p99)} (${p.barrierPauseUs.count} barriers)`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+export function registerStatus(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  program
+    .command('status')
+    .description('running groups: volumes, journal depth, ship lag, last epoch, epoch rate, barrier pause')
+    .option('--json', 'one JSON object per group')
+    .action((opts: { json?: boolean }) =>
+      run(async () => {
+        for (const g of listGroups()) {
+          const reply = await askDaemon(g.socket, { op: 'status' }, 10_000).catch(() => undefined);
+          if (!reply?.ok) continue; // stopping, or gone since listed
+          const s = reply as unknown as GroupStatus;
+          if (opts.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+          else print(s);
+        }
+      }),
+    );
+}
