@@ -64,7 +64,9 @@ export class EpochScheduler {
   start(intervalMs: number | undefined): void {
     if (!intervalMs) return;
     this.timer = setInterval(() => {
-      if (this.changed) this.checkpoint().epoch.catch((err) => this.log(`epoch failed: ${err.message}`));
+      // While the last epoch is still being stored, wait: barriers must not pile up faster than
+      // the shipper stores them (the next tick takes everything since in one epoch).
+      if (this.changed && this.inFlight.size === 0) this.checkpoint().epoch.catch((err) => this.log(`epoch failed: ${err.message}`));
     }, intervalMs);
     this.timer.unref();
   }

@@ -153,9 +153,10 @@ export class GroupDaemon {
     this.journal?.append({ op: 'umount', t: nowNs(), vol: name });
     volume.close();
     this.volumes.delete(name);
-    unregisterDaemon(volume.opts.mountpoint);
     this.opts.log(`unmounted ${volume.opts.mountpoint} (${name})`);
+    // The last volume's entry goes only once the group has stopped: `epochfs umount` waits for it.
     if (this.volumes.size === 0) await this.stop();
+    unregisterDaemon(volume.opts.mountpoint);
   }
 
   /** SIGINT/SIGTERM: unmount every volume (detaching busy ones, served until their files close). */

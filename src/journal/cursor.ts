@@ -44,3 +44,40 @@ export function* readJournal(stateDir: string, opts: ReadOptions = {}): Generato
     }
   }
 }
+
+/**
+ * A reader that keeps its place: each read() resumes at the record after the last one it
+ * returned, instead of scanning its segment from the start (the shipper reads the journal in
+ * steps, one barrier at a time, while the daemon keeps appending).
+ */
+export class JournalCursor {
+  private seg?: number;
+  private offset = 0;
+
+  constructor(private readonly stateDir: string, private next: number) {}
+
+  *read(toSeq: number): Generator<Record> {
+    const dir = journalDir(this.stateDir);
+    const segments = listSegments(dir);
+    let i = this.seg === undefined ? -1 : segments.indexOf(this.seg);
+    if (i < 0) {
+      // (re)locate: the segment holding `next` is the last one starting at or before it
+      const starts = segmentStarts(dir, segments);
+      i = Math.max(0, starts.findLastIndex((s) => s <= this.next));
+      this.seg = undefined;
+    }
+    for (; i < segments.length; i++) {
+      const last = i === segments.length - 1;
+      const startOffset = segments[i] === this.seg ? this.offset : 0;
+      for (const { record, offset, length } of scanSegment(segmentPath(dir, segments[i]), { strict: !last, startOffset })) {
+        if (record.seq < this.next) continue;
+        if (record.seq !== this.next) throw new JournalCorruptError(`journal: record ${this.next} missing (found ${record.seq})`);
+        if (record.seq > toSeq) return;
+        this.seg = segments[i];
+        this.offset = offset + length;
+        this.next = record.seq + 1;
+        yield record;
+      }
+    }
+  }
+}

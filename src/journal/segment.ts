@@ -98,14 +98,14 @@ export interface ScannedRecord {
  * offset just after the last valid record. A bad frame followed by more data is corruption and
  * throws; with `strict`, so does a torn tail.
  */
-export function* scanSegment(path: string, opts: { strict?: boolean } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
+export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
     const h = Buffer.alloc(SEGMENT_HEADER);
     readSync(fd, h, 0, SEGMENT_HEADER, 0);
     const { firstSeq } = checkHeader(h, path);
-    let offset = SEGMENT_HEADER;
+    let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
     const frame = Buffer.alloc(FRAME_HEADER);
     let body = Buffer.alloc(1 << 20);
     for (;;) {

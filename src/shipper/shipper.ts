@@ -4,7 +4,7 @@
 // encryption, uploads) touches the thread that serves the mounts.
 import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { readJournal } from '../journal/cursor.js';
+import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
 import { TreeReplayer } from '../journal/replay.js';
@@ -58,6 +58,7 @@ export class Shipper {
   private readonly log: (m: string) => void;
   /** How far the shadows are advanced: past the cursor when storing an epoch failed (it is retried). */
   private shadowSeq = 0;
+  private reader?: JournalCursor;
 
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
@@ -117,7 +118,8 @@ export class Shipper {
   }
 
   private advance(barrier: number): void {
-    for (const rec of readJournal(this.opts.stateDir, { fromSeq: this.shadowSeq + 1, toSeq: barrier })) {
+    this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
+    for (const rec of this.reader.read(barrier)) {
       this.applyRecord(rec);
       this.shadowSeq = rec.seq;
     }
