@@ -1,5 +1,6 @@
 // epochfs restore --store <s> --epoch <id|latest> --to <dir> [--volume <name>]: each volume of the
 // epoch into <dir>/<name>, byte-exact; a progress bar on a terminal.
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
@@ -29,6 +30,7 @@ async function restoreCommand(opts: RestoreOptions): Promise<void> {
   const volumes = opts.volume ? epoch.volumes.filter((v) => v.name === opts.volume) : epoch.volumes;
   if (volumes.length === 0) throw new EpochfsError('ENOEPOCH', `epoch ${epoch.id.slice(0, 16)} has no volume ${opts.volume ?? ''}`.trim());
   const blobs = await BlobStore.load(repo);
+  mkdirSync(resolve(opts.to), { recursive: true }); // a plain directory; each volume's root gets its own metadata
   const total = volumes.reduce((n, v) => n + v.bytes, 0);
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'restore [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : undefined;
   bar?.start(total, 0);
