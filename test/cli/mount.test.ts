@@ -19,6 +19,17 @@ function volume(prefix: string): TestVolume {
   return v;
 }
 const isMounted = (mnt: string) => readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} fuse.epochfs `);
+/** Waits up to 5 s for a process to be gone. */
+async function exited(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
 function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((res) => execFile(cmd, args, { env: { ...process.env, ...TEST_ENV } }, (err, so, se) => res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: so + se })));
 }
@@ -97,14 +108,7 @@ describe('lifecycle', () => {
     await epochfsOk(['umount', '--lazy', v.mnt], { env: TEST_ENV });
     expect(isMounted(v.mnt)).toBe(false);
     closeSync(fd);
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 25));
-    }
+    await exited(pid);
     expect(() => process.kill(pid, 0)).toThrow();
   });
 
@@ -147,14 +151,7 @@ describe('lifecycle', () => {
     await v.mount();
     const pid = v.daemonPid();
     expect((await run('umount', [v.mnt])).code).toBe(0);
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 25));
-    }
+    await exited(pid);
     expect(existsSync(join(v.state, 'daemon.pid'))).toBe(false);
   });
 
