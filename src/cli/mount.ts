@@ -153,7 +153,7 @@ async function serve(t: Target, opts: MountCliOptions): Promise<void> {
     throw err;
   }
   const pidFile = join(t.stateDir, 'daemon.pid');
-  writeFileSync(pidFile, `${process.pid}\n`);
+  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o644 });
   process.on('SIGHUP', () => {});
   const stop = (signal: string) => {
     stamp(`${signal}: unmounting group ${t.group}`);

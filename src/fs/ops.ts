@@ -18,10 +18,12 @@ import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
 
-/** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
- *  O_APPEND would ignore the offset the kernel chose (and journaled), O_DIRECT needs aligned buffers. */
-const STRIPPED_FLAGS = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_APPEND | C.O_NOCTTY | C.O_DIRECT;
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
+/** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
+ *  O_APPEND would ignore the offset the kernel chose (and journaled), O_DIRECT needs aligned buffers,
+ *  and O_SYNC/O_DSYNC would make each write wait for the disk on the serving thread (such writes
+ *  are made durable asynchronously instead, before their reply). */
+const STRIPPED_FLAGS = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_APPEND | C.O_NOCTTY | C.O_DIRECT | SYNC_FLAGS;
 
 class ShortWrite extends Error {
   readonly errno = -28; // ENOSPC
@@ -140,8 +142,9 @@ export class VolumeOps {
         seq = fuseErrno(err);
       }
       if (seq < 0) return cb(seq);
-      if (this.journal && this.files.get(fd)?.sync) {
-        this.journal.durable(seq).then(() => cb(written), (err) => cb(fuseErrno(err)));
+      if (this.files.get(fd)?.sync) {
+        const data = new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
+        Promise.all([data, this.journal?.durable(seq)]).then(() => cb(written), (err) => cb(fuseErrno(err)));
       } else cb(written);
     },
 

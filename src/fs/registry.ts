@@ -35,8 +35,8 @@ function entryPath(mountpoint: string): string {
 
 export function registerDaemon(entry: DaemonEntry): void {
   const path = entryPath(entry.mountpoint);
-  mkdirSync(join(runDir(), 'mounts'), { recursive: true });
-  writeFileSync(`${path}.tmp`, JSON.stringify(entry));
+  mkdirSync(join(runDir(), 'mounts'), { recursive: true, mode: 0o700 });
+  writeFileSync(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
 }
 
@@ -73,7 +73,7 @@ export function groupSocketPath(group: string): string {
 export function registerGroup(entry: GroupEntry): void {
   mkdirSync(join(runDir(), 'groups'), { recursive: true, mode: 0o700 });
   const path = groupPath(entry.group, 'json');
-  writeFileSync(`${path}.tmp`, JSON.stringify(entry));
+  writeFileSync(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
 }
 

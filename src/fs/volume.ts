@@ -25,8 +25,11 @@ export interface VolumeOptions {
   /** remove libfuse's leftover hidden files first (the group's previous daemon stopped uncleanly) */
   cleanHidden?: boolean;
   log?: (msg: string) => void;
-  /** Runs after the volume's mount marker is journaled (its seq given), before the mount serves. */
-  beforeServe?: (markerSeq: number) => Promise<void>;
+  /**
+   * Runs before the volume's mount marker is journaled and the mount serves (a base copy); the
+   * function it returns runs in the same synchronous turn as the marker's append, with its seq.
+   */
+  beforeServe?: () => Promise<(markerSeq: number) => void>;
 }
 
 function checkDir(path: string, code: 'ENOBACKING' | 'ENOMOUNTPOINT', what: string): void {
@@ -89,10 +92,16 @@ export class Volume {
     await recoverMountpoint(opts.mountpoint, log);
     const { journal } = opts;
     if (journal && opts.cleanHidden) Volume.removeHiddenFiles(journal, opts.name, opts.backing);
+    const atMarker = await opts.beforeServe?.();
     const seq = journal?.append({ op: 'mount', t: nowNs(), vol: opts.name, backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation }) ?? 0;
-    await opts.beforeServe?.(seq);
+    atMarker?.(seq);
     const volume = new Volume(opts);
-    await volume.start();
+    try {
+      await volume.start();
+    } catch (err) {
+      journal?.append({ op: 'umount', t: nowNs(), vol: opts.name }); // it never served
+      throw err;
+    }
     return volume;
   }
 
@@ -113,7 +122,6 @@ export class Volume {
     const { opts } = this;
     let onExit!: () => void;
     this.exited = new Promise((res) => (onExit = res));
-    process.umask(0); // the kernel already applied the caller's umask to every mode we receive
     this.fuse = new Fuse(opts.mountpoint, this.ops.handlers, {
       timeout: false,
       allowOther: true,

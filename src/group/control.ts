@@ -70,5 +70,9 @@ export function askDaemon(path: string, req: ControlRequest, timeoutMs = 600_000
       clearTimeout(timer);
       reject(new EpochfsError('EDAEMON', `cannot reach the daemon at ${path}: ${err.message}`));
     });
+    conn.on('close', () => {
+      clearTimeout(timer);
+      reject(new EpochfsError('EDAEMON', `the daemon at ${path} closed the connection without an answer`));
+    });
   });
 }

@@ -41,6 +41,10 @@ function copyTree(from: string, to: string): Promise<void> {
 
 export class GroupDaemon {
   private readonly volumes = new Map<string, Volume>();
+  /** names and mount points of attaches under way: checked and taken in one synchronous turn */
+  private readonly reserved = new Set<string>();
+  /** volumes whose .fuse_hidden leftovers were removed since an unclean start */
+  private readonly cleaned = new Set<string>();
   private server?: Server;
   private shipper?: ShipperClient;
   private scheduler?: EpochScheduler;
@@ -57,6 +61,9 @@ export class GroupDaemon {
   ) {}
 
   static async start(opts: GroupDaemonOptions): Promise<GroupDaemon> {
+    // Modes in records are exact (the kernel already applied each caller's umask), also for the
+    // redo below; the daemon's own files get explicit modes.
+    process.umask(0);
     if (opts.store) await Repository.open(new LocalBackend(opts.store), opts.passphrase!); // fail before mounting anything
     let journal: Journal | null = null;
     let unclean = false;
@@ -112,16 +119,26 @@ export class GroupDaemon {
   /** Mounts a volume into the group. */
   async attach(req: Omit<AttachRequest, 'op'>): Promise<void> {
     if (this.stopping) throw new EpochfsError('EDAEMON', `group ${this.group} is stopping`);
-    if (this.volumes.has(req.name)) throw new EpochfsError('EVOLUMEEXISTS', `group ${this.group} already has a volume named ${req.name}`);
-    for (const v of this.volumes.values()) {
-      if (v.opts.mountpoint === req.mountpoint) throw new EpochfsError('EMOUNTBUSY', `${req.mountpoint} is already a mount point of group ${this.group}`);
+    const nameKey = `name:${req.name}`;
+    const mountKey = `mnt:${req.mountpoint}`;
+    if (this.volumes.has(req.name) || this.reserved.has(nameKey)) throw new EpochfsError('EVOLUMEEXISTS', `group ${this.group} already has a volume named ${req.name}`);
+    if (this.reserved.has(mountKey) || [...this.volumes.values()].some((v) => v.opts.mountpoint === req.mountpoint)) {
+      throw new EpochfsError('EMOUNTBUSY', `${req.mountpoint} is already a mount point of group ${this.group}`);
     }
-    await this.journal?.putState(`volume:${req.name}`, req.backing);
-    const volume = await Volume.mount({
-      name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, cacheTimeout: req.cacheTimeout,
-      cleanHidden: this.unclean, log: this.opts.log,
-      beforeServe: this.shipper ? (seq) => this.stageBase(req.name, req.backing, seq) : undefined,
-    });
+    this.reserved.add(nameKey).add(mountKey);
+    let volume: Volume;
+    try {
+      await this.journal?.putState(`volume:${req.name}`, req.backing);
+      volume = await Volume.mount({
+        name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, cacheTimeout: req.cacheTimeout,
+        cleanHidden: this.unclean && !this.cleaned.has(req.name), log: this.opts.log,
+        beforeServe: this.shipper ? () => this.stageBase(req.name, req.backing) : undefined,
+      });
+    } finally {
+      this.reserved.delete(nameKey);
+      this.reserved.delete(mountKey);
+    }
+    this.cleaned.add(req.name);
     this.volumes.set(req.name, volume);
     registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
     this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
@@ -131,28 +148,28 @@ export class GroupDaemon {
   }
 
   /**
-   * The base of a volume joining a group that ships: its tree copied at its mount marker, before
-   * the mount serves. Copied aside first and renamed when complete, so the shipper never takes a
-   * partial copy for a base.
+   * The base of a volume joining a group that ships: its tree, copied before the mount serves (so
+   * nothing changes it meanwhile), then named after its mount marker in the same synchronous turn
+   * as the marker's append: whenever the shipper reads the marker, the complete base is there.
    */
-  private async stageBase(name: string, backing: string, seq: number): Promise<void> {
-    const staged = stagedShadowDir(this.opts.stateDir, name, seq);
-    const tmp = `${staged}.tmp`;
-    rmSync(tmp, { recursive: true, force: true });
+  private async stageBase(name: string, backing: string): Promise<(seq: number) => void> {
+    const tmp = `${stagedShadowDir(this.opts.stateDir, name, 0)}.tmp-${process.pid}-${Date.now()}`;
     mkdirSync(tmp, { recursive: true, mode: 0o700 });
     this.opts.log(`copying the base of ${name} (${backing})`);
     await copyTree(backing, tmp);
-    renameSync(tmp, staged);
+    return (seq) => renameSync(tmp, stagedShadowDir(this.opts.stateDir, name, seq));
   }
 
   /** The mount of `name` has ended: its last state goes into an epoch, then it leaves the group. */
   private async detach(name: string): Promise<void> {
     const volume = this.volumes.get(name);
     if (!volume) return;
-    if (this.scheduler?.changed) this.scheduler.checkpoint().epoch.catch((err) => this.opts.log(`last epoch of ${name} failed: ${err.message}`));
+    const last = this.scheduler?.changed ? this.scheduler.checkpoint().epoch : undefined;
     this.journal?.append({ op: 'umount', t: nowNs(), vol: name });
     volume.close();
     this.volumes.delete(name);
+    // `epochfs umount` returns once the entry is gone: the volume's last state must be stored first.
+    await last?.catch((err) => this.opts.log(`last epoch of ${name} failed: ${err.message}`));
     this.opts.log(`unmounted ${volume.opts.mountpoint} (${name})`);
     // The last volume's entry goes only once the group has stopped: `epochfs umount` waits for it.
     if (this.volumes.size === 0) await this.stop();

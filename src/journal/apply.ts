@@ -78,7 +78,9 @@ export function createFile(root: string, rec: Extract<NewRecord, { op: 'create' 
     setOwner(abs, rec, fd);
     stampTimes(root, rec, fd);
   } catch (err) {
+    // The record is rolled back: the file must not stay behind either.
     closeSync(fd);
+    unlinkSync(abs);
     throw err;
   }
   return fd;
@@ -87,6 +89,22 @@ export function createFile(root: string, rec: Extract<NewRecord, { op: 'create' 
 /** Writes the data of a `write` record through an open fd; returns the bytes written. */
 export function writeAt(fd: number, rec: Extract<NewRecord, { op: 'write' }>): number {
   return writeSync(fd, rec.data, 0, rec.data.length, rec.offset);
+}
+
+/** Replays a `write` record: all of its data, or an error (a full disk must not pass silently). */
+export function writeAllAt(fd: number, rec: Extract<NewRecord, { op: 'write' }>): void {
+  const n = writeAt(fd, rec);
+  if (n !== rec.data.length) throw Object.assign(new Error(`short write (${n} of ${rec.data.length} bytes)`), { errno: -28, code: 'ENOSPC' });
+}
+
+/** A node was made but its owner could not be set: remove it, so that the rolled-back record leaves nothing. */
+function undoOnError(finish: () => void, undo: () => void): void {
+  try {
+    finish();
+  } catch (err) {
+    undo();
+    throw err;
+  }
 }
 
 function isErr(err: unknown, ...codes: string[]): boolean {
@@ -117,9 +135,9 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     }
     case 'write': {
-      const fd = openSync(abs, C.O_WRONLY);
+      const fd = openSync(abs, C.O_WRONLY | C.O_NOFOLLOW);
       try {
-        writeAt(fd, rec);
+        writeAllAt(fd, rec);
       } finally {
         closeSync(fd);
       }
@@ -129,13 +147,13 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return truncateSync(abs, rec.size);
     case 'mknod':
       check(sys.mknod(abs, rec.mode, rec.rdev), 'mknod', abs);
-      return setOwner(abs, rec);
+      return undoOnError(() => setOwner(abs, rec), () => unlinkSync(abs));
     case 'mkdir':
       mkdirSync(abs, rec.mode & 0o7777);
-      return setOwner(abs, rec);
+      return undoOnError(() => setOwner(abs, rec), () => rmdirSync(abs));
     case 'symlink':
       symlinkSync(rec.target, abs);
-      return lchownSync(abs, rec.uid, rec.gid);
+      return undoOnError(() => lchownSync(abs, rec.uid, rec.gid), () => unlinkSync(abs));
     case 'link':
       return linkSync(abs, root + rec.dest);
     case 'unlink':

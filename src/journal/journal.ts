@@ -5,12 +5,12 @@
 // journal order identical to the order in which the serving thread applies operations, and it means
 // a killed daemon loses no acknowledged record. Only durability against power loss is asynchronous:
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
-import { mkdirSync, readdirSync, fdatasync } from 'node:fs';
+import { mkdirSync, readdirSync, fdatasync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
-import { SegmentWriter, parseSegmentName, scanSegment, segmentPath } from './segment.js';
+import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath } from './segment.js';
 
 export const JOURNAL_FORMAT = 1;
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
@@ -106,6 +106,12 @@ export class Journal {
       throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
     }
     const segments = listSegments(dir);
+    // A power loss right after a segment was created can leave it without its header: it holds no
+    // record, so it goes (a new one is made when needed).
+    const headerless = (n: number) => statSync(segmentPath(dir, n)).size < SEGMENT_HEADER;
+    while (segments.length > 1 ? headerless(segments[segments.length - 1]) : segments[0] === 0 && headerless(0)) {
+      unlinkSync(segmentPath(dir, segments.pop()!));
+    }
     const wasOpen = (await db.get('state:clean')) === 'false';
     const generation = Number((await db.get('state:generation')) ?? '0') + 1;
     let writer: SegmentWriter;

@@ -4,7 +4,7 @@ import { closeSync, openSync, constants as C } from 'node:fs';
 import { resolve } from 'node:path';
 import { EpochfsError } from '../util/errors.js';
 import { withZeroUmask } from '../util/umask.js';
-import { applyPathRecord, stampTimes, writeAt } from './apply.js';
+import { applyPathRecord, stampTimes, writeAllAt } from './apply.js';
 import { readJournal } from './cursor.js';
 import type { Record } from './record.js';
 
@@ -18,7 +18,7 @@ export class TreeReplayer {
     let fd = this.fds.get(abs);
     if (fd === undefined) {
       if (this.fds.size >= this.limit) this.close();
-      fd = openSync(abs, C.O_WRONLY);
+      fd = openSync(abs, C.O_WRONLY | C.O_NOFOLLOW);
       this.fds.set(abs, fd);
     }
     return fd;
@@ -28,7 +28,7 @@ export class TreeReplayer {
     try {
       if (rec.op === 'write') {
         const fd = this.fd(this.root + rec.path);
-        writeAt(fd, rec);
+        writeAllAt(fd, rec);
         stampTimes(this.root, rec, fd);
         return;
       }

@@ -75,9 +75,12 @@ export class SegmentWriter {
     return at;
   }
 
-  /** Marks the end of the log at `at` (a zero body length), dropping the record that starts there. */
+  /**
+   * Drops the record that starts at `at` and everything after it: the file ends there, so no
+   * stale bytes of a voided record can follow a shorter record written in its place.
+   */
   voidAt(at: number): void {
-    writeSync(this.fd, Buffer.alloc(FRAME_HEADER), 0, FRAME_HEADER, at);
+    ftruncateSync(this.fd, at);
     this.offset = at;
   }
 

@@ -80,6 +80,7 @@ export class DirtyTracker implements BuildPlan {
         return this.markParent(rec.path);
       }
       case 'link':
+        this.markParent(rec.path);
         return this.markParent(rec.dest);
       case 'rename':
         this.moveDirs(rel(rec.path), rel(rec.dest));

@@ -59,6 +59,7 @@ export class Shipper {
   /** How far the shadows are advanced: past the cursor when storing an epoch failed (it is retried). */
   private shadowSeq = 0;
   private reader?: JournalCursor;
+  private untrusted = false;
 
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
@@ -87,9 +88,16 @@ export class Shipper {
       return;
     }
     if (saved.store !== this.repo.config.id) throw new Error(`state dir ships to store ${saved.store}, not ${this.repo.config.id}`);
+    await this.loadShadows(saved, existsSync(shadowBusyMarker(this.opts.stateDir)));
+  }
+
+  /** Takes the shadows as the saved state says, or rebuilds them from its epoch when untrusted. */
+  private async loadShadows(saved: ShipperState, interrupted: boolean): Promise<void> {
     this.state = saved;
     this.shadowSeq = saved.cursor;
-    const interrupted = existsSync(shadowBusyMarker(this.opts.stateDir));
+    this.reader = undefined;
+    for (const v of this.volumes.values()) v.replayer.close();
+    this.volumes.clear();
     if (interrupted) this.log(`shadow copies were being advanced when the daemon stopped; rebuilding them from epoch ${saved.lastEpoch?.slice(0, 16)}`);
     const epoch = interrupted && saved.lastEpoch ? await findEpoch(this.repo, saved.lastEpoch) : undefined;
     for (const [name, caches] of Object.entries(saved.volumes)) {
@@ -103,14 +111,21 @@ export class Shipper {
       } else this.volumes.set(name, new ShadowVolume(root, cachesOf(caches), this.chunkSize, false));
     }
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
+    this.untrusted = false;
   }
 
   /** Advances the shadows to `barrier` and stores the attached volumes as one epoch. */
   async ship(barrier: number): Promise<ShippedEpoch> {
     if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
+    if (this.untrusted) await this.loadShadows(this.state, true);
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
     try {
       withZeroUmask(() => this.advance(barrier));
+    } catch (err) {
+      // A record that did not apply leaves the shadows where nobody knows: start again from the
+      // last epoch next time rather than skip it.
+      this.untrusted = true;
+      throw err;
     } finally {
       for (const v of this.volumes.values()) v.replayer.close();
     }
@@ -142,7 +157,12 @@ export class Shipper {
     this.volumes.get(vol)?.replayer.close();
     this.volumes.delete(vol);
     rmSync(root, { recursive: true, force: true });
-    if (!existsSync(staged)) return;
+    if (!existsSync(staged)) {
+      // Its base is staged before its marker is written, so this volume never served — or its base
+      // was used up by an epoch that failed after it: then it stays out until mounted again.
+      this.log(`volume ${vol} (joined at record ${seq}) has no base copy; it is left out of epochs until it is mounted again`);
+      return;
+    }
     mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
     renameSync(staged, root);
     this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));

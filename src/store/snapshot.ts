@@ -29,6 +29,9 @@ export interface TreeSummary {
   id: string;
   files: number;
   bytes: number;
+  /** The subtree holds a file with several names: a change through another name (in another
+   *  directory) would not mark this one dirty, so it is never reused. */
+  links?: boolean;
 }
 
 /** What the builder may reuse from the previous epoch, keyed by inode number. */
@@ -82,8 +85,9 @@ export class TreeBuilder {
   bytesRead = 0;
   private readonly zero: Buffer;
   private readonly buf: Buffer;
-  /** The caches for the next epoch: what this build saw. */
-  readonly next: BuildCaches = { trees: new Map(), contents: new Map() };
+  /** The caches for the next epoch: the previous ones, updated with what this build saw (a reused
+   *  subtree keeps its descendants' entries; recycled inode numbers are never trusted, see dirty.ts). */
+  readonly next: BuildCaches;
 
   constructor(
     private readonly blobs: BlobStore,
@@ -93,6 +97,7 @@ export class TreeBuilder {
   ) {
     this.zero = Buffer.alloc(chunkSize);
     this.buf = Buffer.alloc(chunkSize);
+    this.next = { trees: new Map(prev.trees), contents: new Map(prev.contents) };
   }
 
   private async readChunk(fd: number, i: number, size: number): Promise<string | null> {
@@ -139,13 +144,13 @@ export class TreeBuilder {
   async dir(root: string, rel: string, st: BigIntStats): Promise<TreeSummary> {
     const ino = st.ino.toString();
     const cached = this.prev.trees.get(ino);
-    if (cached && !this.plan.isDirty(rel)) {
+    if (cached && !cached.links && !this.plan.isDirty(rel)) {
       this.next.trees.set(ino, cached);
       return cached;
     }
     const abs = rel ? join(root, rel) : root;
     const entries: TreeEntry[] = [];
-    const summary = { id: '', files: 0, bytes: 0 };
+    const summary: TreeSummary = { id: '', files: 0, bytes: 0, links: false };
     for (const name of readdirSync(abs).sort()) {
       const p = join(abs, name);
       const cst = lstatSync(p, { bigint: true });
@@ -156,9 +161,13 @@ export class TreeBuilder {
         e.subtree = sub.id;
         summary.files += sub.files;
         summary.bytes += sub.bytes;
+        summary.links ||= sub.links;
       } else {
         summary.files++;
-        if (cst.nlink > 1n) e.link = Number(cst.ino);
+        if (cst.nlink > 1n) {
+          e.link = Number(cst.ino);
+          summary.links = true;
+        }
         if (type === 'file') {
           e.size = Number(cst.size);
           summary.bytes += e.size;

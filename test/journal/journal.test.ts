@@ -67,6 +67,23 @@ describe('journal', () => {
     await again.journal.close(true);
   });
 
+  it('a rolled-back large record leaves no stale bytes after a shorter one in its place', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    journal.append(samples[1]);
+    // payload bytes that read as small frame headers once exposed past the end of the log
+    const data = Buffer.alloc(100_000);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(16, i);
+    const big = journal.begin({ op: 'write', t, path: '/f', offset: 0, data });
+    journal.rollback(big);
+    journal.append(samples[2]);
+    await journal.close(true);
+    const again = await Journal.open(state);
+    again.journal.append(samples[3]);
+    await again.journal.close(true);
+    expect([...readJournal(state)].map((r) => r.op)).toEqual(['truncate', 'create', 'mknod']);
+  });
+
   it('rotates segments and reads across them without gaps', async () => {
     const state = tempDir('journal');
     const { journal } = await Journal.open(state, { segmentBytes: 4096 });

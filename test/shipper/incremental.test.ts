@@ -76,6 +76,15 @@ describe('incremental epochs', () => {
 
     ops({ op: 'rename', t: t++, path: '/e/x/f', dest: '/m/f' }, w('/m/f', 0, 10, 5), { op: 'rename', t: t++, path: '/m', dest: '/e/m' });
     await shipAndCompare();
+
+    // a file with names in two directories, changed through one of them
+    ops({ op: 'mkdir', t: t++, path: '/p', mode: 0o40755, uid: 0, gid: 0 }, { op: 'mkdir', t: t++, path: '/q', mode: 0o40755, uid: 0, gid: 0 });
+    ops({ op: 'create', t: t++, path: '/p/h', mode: 0o100644, uid: 0, gid: 0 }, w('/p/h', 0, 5000, 1));
+    await shipAndCompare();
+    ops({ op: 'link', t: t++, path: '/p/h', dest: '/q/h2' });
+    await shipAndCompare();
+    ops(w('/q/h2', 100, 50, 2), { op: 'chmod', t: t++, path: '/q/h2', mode: 0o100600 });
+    await shipAndCompare();
     await journal.close(true);
   });
 });

@@ -86,7 +86,8 @@ describe('shipping to a store', () => {
   });
 
   it('takes epochs every --epoch-interval only when something changed', async () => {
-    vol = makeVolume('ship-interval');
+    // a base that takes longer to copy than the interval: barriers meanwhile must not lose the volume
+    vol = makeVolume('ship-interval', (b) => writeFileSync(join(b, 'big'), Buffer.alloc(300 << 20, 1)));
     const store = await storeFor(vol);
     await vol.mount(['--store', store, '--epoch-interval', '200ms']);
     writeFileSync(join(vol.mnt, 'f'), 'one');
@@ -96,6 +97,8 @@ describe('shipping to a store', () => {
     expect(afterChange).toBeGreaterThanOrEqual(2); // the base and one interval epoch
     await new Promise((r) => setTimeout(r, 700));
     expect(await count()).toBe(afterChange); // idle: no new epochs
+    const epochs = (await epochfsOk(['epochs', '--store', store, '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
+    expect(epochs.every((e) => e.volumes.includes('backing'))).toBe(true);
   });
 
   it('refuses to mount with a wrong passphrase (exit 6) or a missing store (exit 3)', async () => {

@@ -34,7 +34,7 @@ export class LocalBackend implements Backend {
   async put(kind: ObjectKind, name: string, data: Buffer): Promise<void> {
     const path = this.pathOf(kind, name);
     const dir = this.dirOf(kind, name);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'wx', 0o600);
     try {
