@@ -217,7 +217,9 @@ export class Journal {
     this.retired = [];
     Promise.all(writers.map((w) => new Promise<void>((res, rej) => fdatasync(w.fd, (e) => (e ? rej(e) : res())))))
       .then(() => {
-        for (const w of writers) if (w !== this.writer) w.close();
+        // A segment rotated away while this round ran is in `retired` again and is synced (and
+        // closed) by the next round: closing it here would make that round fdatasync a closed fd.
+        for (const w of writers) if (w !== this.writer && !this.retired.includes(w)) w.close();
         this.durableSeq = Math.max(this.durableSeq, target);
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })

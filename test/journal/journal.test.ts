@@ -128,6 +128,20 @@ describe('journal', () => {
     await journal.close(true);
   });
 
+  it('a segment rotated away during a group commit is synced and closed once', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state, { segmentBytes: 4096 });
+    journal.append(samples[0]);
+    const first = journal.durable(); // its fdatasync is under way...
+    for (let i = 0; i < 100; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) }); // ...while segments rotate
+    await first;
+    for (let i = 0; i < 5; i++) {
+      journal.append(samples[1]);
+      await journal.durable(); // rejected with EBADF when a rotated segment was closed twice
+    }
+    await journal.close(true);
+  });
+
   it('refuses a second daemon on the same state dir', async () => {
     const state = tempDir('journal');
     const { journal } = await Journal.open(state);
