@@ -7,8 +7,8 @@
 #               state dir, shipping to an encrypted store with --epoch-interval 1s
 #   epochfs-nj  (optional) the same group without a store: FUSE + journal, no shipping
 #
-#   bash bench/pgbench.sh                 run as root; about 1.5 min per target and round
-#   QUICK=1 bash bench/pgbench.sh         smoke run: scale 1, -T 5, 1 round (about 1.5 min)
+#   bash bench/pgbench.sh                 run as root; about 45 s per target and round
+#   QUICK=1 bash bench/pgbench.sh         smoke run: scale 1, -T 5, 1 round (about 45 s)
 #
 # Per target and round, from fresh directories: mount; initdb -D B/pgdata --waldir A/pg_wal
 # -A trust -U postgres; pg_ctl start on a unix socket only; pgbench -i -s $SCALE; CHECKPOINT and
