@@ -35,6 +35,7 @@
 #   SNAPSHOT=1        run epochfs from a copy of dist/, native/build/ and node_modules/ taken at the
 #                     start, so that a rebuild during the run cannot mix builds; 0 runs it in place
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -85,13 +86,7 @@ state_of() { echo "$WORK/$1/state"; }
 # The directory the phases work in.
 dir_of() { if [[ $1 == native ]]; then backing_of native; else mnt_of "$1"; fi; }
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
-wait_gone() { # pid, seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  return 1
-}
 
 mount_target() {
   local t=$1 b m s
@@ -239,10 +234,6 @@ phase_meta() {
 }
 
 # The epochfs that is measured: dist/ and the native addons could be rebuilt during a long run.
-build_id() { # root
-  cat "$1"/dist/src/*/*.js "$1"/native/build/Release/*.node "$1"/node_modules/fuse-native/build/Release/*.node 2>/dev/null |
-    sha1sum | cut -c1-12
-}
 
 # ---------------------------------------------------------------- main
 BUILD_ID=$(build_id "$ROOT")

@@ -9,6 +9,7 @@
 # Environment: TARGETS="bindfs epochfs" (epochfs, epochfs-nj, bindfs), SIZE=64M, RAND_IOS=2000,
 # NFILES=1000, BENCH_TMP=/tmp.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CLI="$(cd "$HERE/.." && pwd)/dist/src/cli/main.js"
@@ -24,7 +25,6 @@ WORK=$(mktemp -d "$BENCH_TMP/epochfs-requests.XXXXXX")
 B=$WORK/backing M=$WORK/mnt S=$WORK/state
 KIND= DPID= TPID=
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
 unmount() {
   [[ -n $TPID ]] && { kill -INT "$TPID" 2>/dev/null || true; wait "$TPID" 2>/dev/null || true; TPID=; }

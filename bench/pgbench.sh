@@ -47,6 +47,7 @@
 # The epochfs daemons use a private run dir ($EPOCHFS_RUN_DIR under the temp dir), so that group
 # names cannot collide with other users of the machine, and `epochfs status` sees only them.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -105,13 +106,7 @@ SAMPLER_PID=""
 PERF_PID=""
 CUR=""                    # the temp dir of the run in progress (its logs are kept on failure)
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
-wait_gone() { # pid seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  return 1
-}
 
 epochfs() { node "$CLI" "$@"; }
 
@@ -457,10 +452,6 @@ EOF
 }
 
 # The epochfs that is measured: dist/ and the native addons could be rebuilt during a long run.
-build_id() { # root
-  cat "$1"/dist/src/*/*.js "$1"/native/build/Release/*.node "$1"/node_modules/fuse-native/build/Release/*.node 2>/dev/null |
-    sha1sum | cut -c1-12
-}
 
 # ---------------------------------------------------------------- main
 BUILD_ID=$(build_id "$ROOT")

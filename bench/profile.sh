@@ -12,6 +12,7 @@
 # SIZE=512M RAND_SIZE=64M RAND_RUNTIME=5 NFILES=10000 as in fs.sh, TOP=15, BENCH_TMP=/tmp,
 # PROF_DIR (default: a new dir in $BENCH_TMP; the .cpuprofile files are kept there).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -32,7 +33,6 @@ mkdir -p "$PROF_DIR"
 B=$WORK/backing M=$WORK/mnt S=$WORK/state
 DAEMON=
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
 stop_daemon() {
   [[ -n $DAEMON ]] || return 0

@@ -1,4 +1,5 @@
 # Sourced by bench/store.sh and bench/store-profile.sh: the epochfs build that is measured.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 #   prepare_build WORKDIR    sets CLI (the main.js to run), BUILD_ID and BUILD_DESC
 #
@@ -9,10 +10,6 @@
 # measured (native/, patches/ and package*.json must then be unchanged since HEAD).
 # BUILD_FROM=/abs/dir runs a build prepared there (<dir>/dist, native/build, node_modules), as is.
 
-build_id() { # root
-  cat "$1"/dist/src/*/*.js "$1"/native/build/Release/*.node "$1"/node_modules/fuse-native/build/Release/*.node 2>/dev/null |
-    sha1sum | cut -c1-12
-}
 
 prepare_build() { # workdir
   local snap=$1/epochfs-build

@@ -17,6 +17,7 @@
 # PARTS="checkpoint restore" BUILD_FROM=dist|head (bench/store-build.sh) BENCH_TMP=/tmp
 # PROF_DIR (default: a new dir in $BENCH_TMP; the .cpuprofile files and strace logs are kept there).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -39,7 +40,6 @@ export RESTIC_CACHE_DIR=$WORK/restic-cache
 T=$WORK/tree M=$WORK/mnt S=$WORK/state ST=$WORK/store
 DAEMON= STRACE_PID=
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 jget() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[k] for k in sys.argv[2:]]; print(v)' "$@"; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; } # user+sys, all threads

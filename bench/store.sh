@@ -46,6 +46,7 @@
 #                           of node_modules/ and native/build/, so uncommitted work in src/ is not
 #                           measured; BUILD_FROM=/abs/dir runs a build prepared there, as is
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -100,13 +101,7 @@ avail=$(($(df --output=avail -k "$WORK" | tail -1) * 1024))
 # ---------------------------------------------------------------- mounts and cleanup
 declare -A MOUNTS=()   # mountpoint -> state dir
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
-wait_gone() { # pid seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  return 1
-}
 
 epochfs() { node "$CLI" "$@"; }
 
