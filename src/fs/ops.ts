@@ -7,7 +7,7 @@
 //
 // All of this runs on the one JS thread that serves the mount. Page-cache-fast syscalls are made
 // synchronously (they measured faster than a thread-pool hop); fsync and the journal's durability
-// wait are asynchronous. Each mutating handler does begin → apply → commit in one synchronous turn,
+// wait are asynchronous. Each mutating handler does begin → apply (→ rollback on failure) in one synchronous turn,
 // so the journal order is exactly the order in which operations took effect.
 import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
 import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
@@ -34,14 +34,8 @@ interface OpenFile {
   sync: boolean;
 }
 
-export interface OpsCounters {
-  mutations: number;
-  errors: number;
-}
-
 export class VolumeOps {
   private readonly files = new Map<number, OpenFile>();
-  readonly counters: OpsCounters = { mutations: 0, errors: 0 };
 
   /** @param journal null for --no-journal (measuring the journal's cost only) */
   constructor(
@@ -56,7 +50,7 @@ export class VolumeOps {
   }
 
   /**
-   * Journals `rec`, runs `apply`, then commits; on failure the record is rolled back and the
+   * Journals `rec`, runs `apply`; on failure the record is rolled back and the
    * errno returned. Returns the seq (0 without a journal) or a negative errno.
    */
   private mutate(rec: NewRecord, apply: () => void): number {
@@ -66,10 +60,8 @@ export class VolumeOps {
       apply();
     } catch (err) {
       if (pending) this.journal!.rollback(pending);
-      this.counters.errors++;
       return fuseErrno(err);
     }
-    this.counters.mutations++;
     return pending ? pending.seq : 0;
   }
 

@@ -80,10 +80,6 @@ export class Volume {
     return this.opts.name;
   }
 
-  get journal(): Journal | null {
-    return this.opts.journal;
-  }
-
   static async mount(input: VolumeOptions): Promise<Volume> {
     const opts = { ...input, backing: resolve(input.backing), mountpoint: resolve(input.mountpoint) };
     const log = opts.log ?? (() => {});

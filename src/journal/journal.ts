@@ -160,7 +160,7 @@ export class Journal {
 
   /**
    * Writes a record and gives it the next sequence number; the caller then applies the operation and
-   * calls commit, or rollback if it failed. Nothing may be appended in between (the serving thread
+   * keeps it, or calls rollback if that failed. Nothing may be appended in between (the serving thread
    * does both in one synchronous turn), so the journal holds exactly the operations that took effect.
    */
   begin(rec: NewRecord): Pending {
@@ -173,10 +173,6 @@ export class Journal {
     this.appendedRecords++;
     this.appendedBytes += length;
     return { seq, at, writer: this.writer };
-  }
-
-  commit(_p: Pending): void {
-    // The record is already in place; commit exists so that every begin visibly ends.
   }
 
   rollback(p: Pending): void {

@@ -48,11 +48,6 @@ const OPCODES: readonly Op[] = [
 ];
 const OPCODE_OF = new Map(OPCODES.map((op, i) => [op, i]));
 
-/** Operations that change a volume (the markers `mount`, `umount`, `unclean` and `barrier` do not). */
-export function changesVolume(op: Op): boolean {
-  return op !== 'mount' && op !== 'umount' && op !== 'unclean' && op !== 'barrier';
-}
-
 export const FRAME_HEADER = 8; // u32 body length, u32 crc32 of the body
 const BODY_FIXED = 13; // u64 seq, u8 opcode, u32 meta length
 
