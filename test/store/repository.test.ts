@@ -69,7 +69,15 @@ describe('repository', () => {
 
   it('writes the key file before the config', async () => {
     const backend = store();
-    await Repository.init(backend, pass);
+    // the config write fails: the key must already be there (a config without a key is a store
+    // nobody can open), and no config may exist
+    const put = backend.put.bind(backend);
+    backend.put = async (kind, name, data) => {
+      if (kind === 'config') throw new Error('disk full');
+      return put(kind, name, data);
+    };
+    await expect(Repository.init(backend, pass)).rejects.toThrow(/disk full/);
     expect(readdirSync(join(backend.dir, 'keys'))).toHaveLength(1);
+    expect(await backend.stat('config', 'config')).toBeUndefined();
   });
 });
