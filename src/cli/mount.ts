@@ -3,7 +3,7 @@
 // by default, with its pid file and log in the state dir, returning once the mount answers — and
 // later mounts of the group join that daemon through its control socket.
 import { spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
@@ -12,6 +12,8 @@ import { isAlive, lookupGroup } from '../fs/registry.js';
 import { findMount, isStale } from '../fs/mounts.js';
 import { readPassphrase } from '../store/passphrase.js';
 import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
+import { makeDirs } from '../util/dirs.js';
+import { storeDir } from './store-options.js';
 import { defaultStateDir, parseDuration, parseGroupName, parseNonNegative, soloGroupName } from './options.js';
 
 export interface MountCliOptions {
@@ -73,14 +75,17 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   preflight(backing, mountpoint);
   if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
   if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
-  if (opts.store) readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
+  if (opts.store) {
+    storeDir(opts.store);
+    readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
+  }
   const group = opts.group ?? soloGroupName(backing);
   const name = opts.name ?? parseGroupName('--name')(basename(backing).replace(/[^A-Za-z0-9._-]/g, '_') || 'root');
   const t: Target = { group, name, backing, mountpoint, stateDir: resolve(opts.state ?? defaultStateDir(group, opts.group !== undefined)) };
   const mounted = findMount(mountpoint);
   if (mounted && !(await isStale(mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${mountpoint} is already a mount point (${mounted.fstype})`);
   if (await joinRunning(t, opts)) return;
-  mkdirSync(t.stateDir, { recursive: true, mode: 0o700 });
+  makeDirs(t.stateDir, 0o700);
   if (opts.foreground) return serve(t, opts);
   try {
     await startDetached(t, opts);
@@ -121,19 +126,36 @@ async function startDetached(t: Target, opts: MountCliOptions): Promise<void> {
   if (opts.passphraseFile) args.push('--passphrase-file', resolve(opts.passphraseFile));
   if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
-  const outcome = await new Promise<{ ready: boolean; code: number }>((res) => {
-    child.on('message', (m) => m === READY && res({ ready: true, code: 0 }));
-    child.on('exit', (code) => res({ ready: false, code: code ?? 1 }));
+  const outcome = await new Promise<{ ready: boolean; code: number; failure?: DaemonFailure }>((res) => {
+    let failure: DaemonFailure | undefined;
+    child.on('message', (m: unknown) => {
+      if (m === READY) res({ ready: true, code: 0 });
+      else if (isDaemonFailure(m)) failure = m; // its exit follows
+    });
+    child.on('exit', (code) => res({ ready: false, code: code ?? 1, failure }));
   });
   if (outcome.ready) {
     child.disconnect();
     child.unref();
     return;
   }
-  const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
-  const message = tail.replace(/^.*?epochfs: /, '') || `daemon exited with status ${outcome.code} (see ${logPath})`;
-  const code: ErrorCode = /state dir .* is in use/.test(message) ? 'ESTATEBUSY' : 'EDAEMON';
-  throw Object.assign(new EpochfsError(code, message), { exitCode: outcome.code || 1 });
+  if (outcome.failure) {
+    const f = outcome.failure;
+    throw Object.assign(new EpochfsError((f.code as ErrorCode) ?? 'EDAEMON', f.error), { exitCode: f.exitCode });
+  }
+  // It died without a word (a signal, a native crash): its log says why.
+  throw new EpochfsError('EDAEMON', `daemon exited with status ${outcome.code} before the mount was ready (see ${logPath})`);
+}
+
+/** What a daemon that failed before it was ready reports over IPC (src/cli/main.ts, fail). */
+interface DaemonFailure {
+  error: string;
+  code: string;
+  exitCode: number;
+}
+
+function isDaemonFailure(m: unknown): m is DaemonFailure {
+  return typeof m === 'object' && m !== null && typeof (m as DaemonFailure).error === 'string' && typeof (m as DaemonFailure).exitCode === 'number';
 }
 
 function stamp(msg: string): void {
