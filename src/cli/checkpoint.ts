@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
-import { isAlive, lookupDaemon } from '../fs/registry.js';
+import { servingDaemon } from '../fs/registry.js';
 import { EpochfsError, type ErrorCode } from '../util/errors.js';
 
 export function registerCheckpoint(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
@@ -16,8 +16,7 @@ export function registerCheckpoint(program: Command, run: (fn: () => Promise<voi
     .action((mountpoint: string, opts: { wait: boolean; json?: boolean }) =>
       run(async () => {
         const mnt = resolve(mountpoint);
-        const entry = lookupDaemon(mnt);
-        if (!entry || !isAlive(entry.pid)) throw new EpochfsError('ENOTMOUNTED', `${mnt} is not an epochfs mount served here`);
+        const entry = await servingDaemon(mnt);
         const reply = await askDaemon(entry.socket, { op: 'checkpoint', wait: opts.wait });
         if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', `checkpoint failed: ${reply.error}`);
         if (opts.json) process.stdout.write(`${JSON.stringify(reply)}\n`);

@@ -8,8 +8,11 @@ import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
 import { GroupDaemon } from '../group/daemon.js';
-import { isAlive, lookupGroup } from '../fs/registry.js';
+import { createConnection } from 'node:net';
+import { isAlive, listDaemons, lookupGroup } from '../fs/registry.js';
 import { findMount, isStale } from '../fs/mounts.js';
+import { checkEmptyMountpoint, checkNoLoop, checkNotInOwnBacking, checkNotOnOwnMount, realPath } from '../fs/mount-checks.js';
+import { backingHolder, busyError } from '../fs/backing-lock.js';
 import { readPassphrase } from '../store/passphrase.js';
 import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
 import { makeDirs } from '../util/dirs.js';
@@ -82,8 +85,7 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   const group = opts.group ?? soloGroupName(backing);
   const name = opts.name ?? parseGroupName('--name')(basename(backing).replace(/[^A-Za-z0-9._-]/g, '_') || 'root');
   const t: Target = { group, name, backing, mountpoint, stateDir: resolve(opts.state ?? defaultStateDir(group, opts.group !== undefined)) };
-  const mounted = findMount(mountpoint);
-  if (mounted && !(await isStale(mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${mountpoint} is already a mount point (${mounted.fstype})`);
+  await refuseUnworkable(t);
   if (await joinRunning(t, opts)) return;
   makeDirs(t.stateDir, 0o700);
   if (opts.foreground) return serve(t, opts);
@@ -101,10 +103,26 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   }
 }
 
+/** Mount points and backing dirs that cannot work, refused before any daemon starts (src/fs/mount-checks.ts). */
+async function refuseUnworkable(t: Target): Promise<void> {
+  const backing = realPath(t.backing);
+  const mountpoint = realPath(t.mountpoint);
+  checkNoLoop(backing, mountpoint);
+  const mounted = findMount(t.mountpoint);
+  if (mounted && !(await isStale(t.mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${t.mountpoint} is already a mount point (${mounted.fstype})`);
+  const groupMounts = listDaemons().filter((e) => e.group === t.group);
+  checkNotOnOwnMount(backing, t.group, (m) => groupMounts.some((e) => realPath(e.mountpoint) === m));
+  checkNotInOwnBacking(mountpoint, t.group, groupMounts.map((e) => realPath(e.backing)));
+  checkEmptyMountpoint(t.mountpoint);
+  const holder = await backingHolder(t.backing);
+  if (holder) throw busyError(holder);
+}
+
 /** Mounts into the group's running daemon, if there is one. */
 async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
   const entry = lookupGroup(t.group);
   if (!entry || !isAlive(entry.pid)) return false;
+  if (!(await answers(entry.socket))) return false; // killed, not yet reaped: a new daemon replaces it
   if (opts.state && resolve(opts.state) !== entry.stateDir) {
     throw new UsageError(`group ${t.group} is running with state dir ${entry.stateDir}, not ${resolve(opts.state)}`);
   }
@@ -114,6 +132,18 @@ async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
   const reply = await askDaemon(entry.socket, { op: 'attach', name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout });
   if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', reply.error);
   return true;
+}
+
+/** The control socket has a listener (a killed daemon's socket file refuses connections). */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((res) => {
+    const conn = createConnection(socket);
+    conn.on('connect', () => {
+      conn.destroy();
+      res(true);
+    });
+    conn.on('error', () => res(false));
+  });
 }
 
 /** Starts this same command with --foreground as a detached daemon and waits for it to be ready. */
