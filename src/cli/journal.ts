@@ -15,11 +15,25 @@ function requireJournal(stateDir: string): string {
   return abs;
 }
 
+/**
+ * A name as a terminal may show it: control and other non-printable characters (and U+FFFD, what
+ * a name that was not valid UTF-8 arrives as), and the backslash itself, become \xNN per UTF-8 byte.
+ */
+function escapeName(s: string): string {
+  return s.replace(/[\p{C}\p{Zl}\p{Zp}\uFFFD\\]/gu, (c) => [...Buffer.from(c)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join(''));
+}
+
+function describeField(key: string, value: unknown): string {
+  if (key === 'mode' && typeof value === 'number') return `0${value.toString(8)}`;
+  if (typeof value === 'string') return escapeName(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
 function describe(rec: Record): string {
   const j = recordToJson(rec) as { [k: string]: unknown };
   const fields = Object.entries(j)
     .filter(([k]) => k !== 'seq' && k !== 'op' && k !== 't')
-    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    .map(([k, v]) => `${k}=${describeField(k, v)}`);
   return `${rec.seq}\t${rec.op}\t${fields.join(' ')}`;
 }
 
