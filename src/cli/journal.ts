@@ -16,11 +16,16 @@ function requireJournal(stateDir: string): string {
 }
 
 /**
- * A name as a terminal may show it: control and other non-printable characters (and U+FFFD, what
- * a name that was not valid UTF-8 arrives as), and the backslash itself, become \xNN per UTF-8 byte.
+ * A name as a terminal may show it: control and other non-printable characters, U+FFFD and the
+ * backslash itself become \xNN per UTF-8 byte; a byte that is not valid UTF-8 (which the
+ * names-are-bytes codec carries as the lone surrogate U+DC00 + byte) is \xNN of that byte.
  */
 function escapeName(s: string): string {
-  return s.replace(/[\p{C}\p{Zl}\p{Zp}\uFFFD\\]/gu, (c) => [...Buffer.from(c)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join(''));
+  return s.replace(/[\p{C}\p{Zl}\p{Zp}\uFFFD\\]/gu, (c) => {
+    const cp = c.codePointAt(0)!;
+    const bytes = cp >= 0xdc80 && cp <= 0xdcff ? [cp - 0xdc00] : [...Buffer.from(c)];
+    return bytes.map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  });
 }
 
 function describeField(key: string, value: unknown): string {
