@@ -86,4 +86,18 @@ static inline long bytename_encode (const uint16_t *u, size_t n, char *out) {
   return (long) len;
 }
 
+#ifdef NAPI_AUTO_LENGTH
+#include <stdlib.h>
+// The JS string for the n bytes of a name at s (for files that include node_api.h first).
+static inline napi_status bytename_to_js (napi_env env, const char *s, size_t n, napi_value *out) {
+  if (bytename_is_utf8(s, n)) return napi_create_string_utf8(env, s, n, out);
+  uint16_t *units = malloc((n + 1) * sizeof(uint16_t));
+  if (units == NULL) return napi_generic_failure;
+  size_t len = bytename_decode(s, n, units);
+  napi_status status = napi_create_string_utf16(env, (const char16_t *) units, len, out);
+  free(units);
+  return status;
+}
+#endif
+
 #endif

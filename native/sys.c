@@ -40,14 +40,7 @@ static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
 
 static napi_value make_name(napi_env env, const char *s, size_t n) {
   napi_value out;
-  if (bytename_is_utf8(s, n)) {
-    napi_create_string_utf8(env, s, n, &out);
-    return out;
-  }
-  uint16_t *units = malloc((n + 1) * sizeof(uint16_t));
-  size_t len = bytename_decode(s, n, units);
-  napi_create_string_utf16(env, (const char16_t *) units, len, &out);
-  free(units);
+  bytename_to_js(env, s, n, &out);
   return out;
 }
 
