@@ -54,6 +54,16 @@ describe('hard links at the default cache timeout', () => {
     expectCoherent('hello\n', 3);
   });
 
+  it('a name cached while it had one link shows the new count after link(2)', () => {
+    writeFileSync(at('solo'), ''); // created, never written: cached with the full timeout
+    expect(statSync(at('solo')).nlink).toBe(1);
+    linkSync(at('solo'), at('solo2'));
+    names = ['solo', 'solo2'];
+    expectCoherent('', 2);
+    appendFileSync(at('solo2'), 'via the new name');
+    expectCoherent('via the new name', 2);
+  });
+
   it('append, overwrite and truncate through one name show in stat and reads through the others', () => {
     for (const writer of names) {
       appendFileSync(at(writer), `more via ${writer}\n`);
