@@ -176,6 +176,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     case 'mount':
     case 'umount':
+    case 'remove':
     case 'unclean':
     case 'barrier':
       return;
