@@ -4,11 +4,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LocalBackend } from '../../src/store/backends/local.js';
+import { listEpochs } from '../../src/store/epochs.js';
+import { Repository } from '../../src/store/repository.js';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
 import { makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
 
-const env = { ...TEST_ENV, EPOCHFS_PASSPHRASE: 'membership-test' };
+const PASS = 'membership-test';
+const env = { ...TEST_ENV, EPOCHFS_PASSPHRASE: PASS };
 afterEach(() => umountTracked(env));
 
 interface EpochLine {
@@ -25,6 +29,12 @@ async function epochsOf(store: string, group?: string): Promise<EpochLine[]> {
   return (await epochfsOk(args, { env })).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochLine);
 }
 
+/** The tree id volume `vol` has in each epoch of `group` that holds it, oldest first. */
+async function treesOf(store: string, group: string, vol: string): Promise<string[]> {
+  const repo = await Repository.open(new LocalBackend(store), Buffer.from(PASS));
+  return (await listEpochs(repo)).filter((e) => e.group === group).flatMap((e) => e.volumes.filter((v) => v.name === vol).map((v) => v.tree));
+}
+
 /** Restores `args` (an --epoch and more) into a fresh dir and returns, per volume dir, its file `f`. */
 async function restored(g: TestGroup, label: string, args: string[]): Promise<{ [vol: string]: string }> {
   const to = join(g.dir, `restore-${label}`);
@@ -32,35 +42,48 @@ async function restored(g: TestGroup, label: string, args: string[]): Promise<{ 
   return Object.fromEntries(readdirSync(to).sort().map((v) => [v, readFileSync(join(to, v, 'f'), 'utf8')]));
 }
 
+/** Mounts va and vb into `group`, writes f on both, unmounts va, writes vb again, unmounts vb. */
+async function bothThenLeave(g: TestGroup, group: string, [a, b1, b2]: [string, string, string]): Promise<void> {
+  const [va, vb] = g.vols;
+  await mountInGroup(g, group, va, env);
+  await mountInGroup(g, group, vb, env);
+  writeFileSync(join(va.mnt, 'f'), a);
+  writeFileSync(join(vb.mnt, 'f'), b1);
+  await umountInGroup(va, env); // its last state goes into an epoch as it leaves
+  writeFileSync(join(vb.mnt, 'f'), b2);
+  await umountInGroup(vb, env); // the daemon stops
+}
+
+const removeVolume = (g: TestGroup, group: string, vol: string) =>
+  epochfs(['group', 'remove-volume', '--group', group, '--volume', vol, '--store', g.store, '--state', g.state], { env });
+
 describe('group membership of epochs', () => {
   it('keeps a volume that left at its last state in the latest epoch, across a daemon restart, until it is removed', async () => {
     const g = await makeGroup('members', ['va', 'vb'], env);
-    const [va, vb] = g.vols;
-    await mountInGroup(g, 'g', va, env);
-    await mountInGroup(g, 'g', vb, env);
-    writeFileSync(join(va.mnt, 'f'), 'va-last');
-    writeFileSync(join(vb.mnt, 'f'), 'vb-1');
-    await umountInGroup(va, env); // its last state goes into an epoch as it leaves
-    writeFileSync(join(vb.mnt, 'f'), 'vb-2');
-    await umountInGroup(vb, env); // the daemon stops
+    const vb = g.vols[1];
+    await bothThenLeave(g, 'g', ['va-last', 'vb-1', 'vb-2']);
     expect(await restored(g, 'after-stop', ['--epoch', 'latest'])).toEqual({ va: 'va-last', vb: 'vb-2' });
     const [beforeLeft, latest] = (await epochsOf(g.store)).slice(-2);
     expect([latest.volumes, latest.detached]).toEqual([['va', 'vb'], ['va']]);
     expect(beforeLeft.volumes).toEqual(['va', 'vb']);
 
-    // a new daemon for the group: va is still carried, nothing of it re-read
+    // a new daemon for the group: va is still carried
     await mountInGroup(g, 'g', vb, env);
     writeFileSync(join(vb.mnt, 'f'), 'vb-3');
     const cp = JSON.parse(await epochfsOk(['checkpoint', '--group', 'g', '--json'], { env })) as { epoch: string; volumes: string[] };
     expect(cp.volumes).toEqual(['va', 'vb']);
     expect(await restored(g, 'restarted', ['--epoch', 'latest', '--group', 'g'])).toEqual({ va: 'va-last', vb: 'vb-3' });
+    // from the epoch it left in on, va is the same tree (copy-on-write: nothing of it stored again)
+    const vaTrees = await treesOf(g.store, 'g', 'va');
+    expect(new Set(vaTrees.slice(vaTrees.indexOf(vaTrees.at(-1)!))).size).toBe(1);
+    expect(vaTrees.length - vaTrees.indexOf(vaTrees.at(-1)!)).toBeGreaterThanOrEqual(3);
 
     // removal: refused while mounted, unknown names are not found, then gone from the next epoch
-    const busy = await epochfs(['group', 'remove-volume', '--group', 'g', '--volume', 'vb', '--store', g.store, '--state', g.state], { env });
+    const busy = await removeVolume(g, 'g', 'vb');
     expect([busy.code, busy.stderr.trim().split('\n').length]).toEqual([4, 1]);
-    const unknown = await epochfs(['group', 'remove-volume', '--group', 'g', '--volume', 'vz', '--store', g.store, '--state', g.state], { env });
+    const unknown = await removeVolume(g, 'g', 'vz');
     expect([unknown.code, unknown.stderr]).toEqual([3, expect.stringMatching(/^epochfs: .*vz.*\n$/)]);
-    await epochfsOk(['group', 'remove-volume', '--group', 'g', '--volume', 'va', '--store', g.store, '--state', g.state], { env });
+    expect((await removeVolume(g, 'g', 'va')).code).toBe(0);
     const afterRemoval = (await epochsOf(g.store, 'g')).at(-1)!;
     expect([afterRemoval.volumes, afterRemoval.detached ?? []]).toEqual([['vb'], []]);
     expect(await restored(g, 'removed', ['--epoch', 'latest', '--group', 'g'])).toEqual({ vb: 'vb-3' });
@@ -70,17 +93,12 @@ describe('group membership of epochs', () => {
 
   it('removes a volume of a stopped group from the next epoch it takes', async () => {
     const g = await makeGroup('members-stopped', ['va', 'vb'], env);
-    const [va, vb] = g.vols;
-    await mountInGroup(g, 'gs', va, env);
-    await mountInGroup(g, 'gs', vb, env);
-    writeFileSync(join(va.mnt, 'f'), 'a');
-    writeFileSync(join(vb.mnt, 'f'), 'b');
-    await umountInGroup(va, env);
-    await umountInGroup(vb, env);
-    const r = await epochfs(['group', 'remove-volume', '--group', 'gs', '--volume', 'va', '--store', g.store, '--state', g.state], { env });
+    await bothThenLeave(g, 'gs', ['a', 'b', 'b2']);
+    const r = await removeVolume(g, 'gs', 'va');
     expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/va/)]);
-    await mountInGroup(g, 'gs', vb, env);
+    await mountInGroup(g, 'gs', g.vols[1], env);
     expect((await epochsOf(g.store, 'gs')).at(-1)!.volumes).toEqual(['vb']);
+    expect(await restored(g, 'stopped-removal', ['--epoch', 'latest', '--group', 'gs'])).toEqual({ vb: 'b2' });
   });
 
   it('with two groups in one store, latest needs --group, means that group\'s latest, and --volume narrows within it', async () => {
