@@ -112,7 +112,7 @@ export class Shipper {
     if (interrupted) this.log(`shadow copies were being advanced when the daemon stopped; rebuilding them from epoch ${saved.lastEpoch?.slice(0, 16)}`);
     // The last epoch remembers the volumes that left: they are carried until removed.
     const epoch = saved.lastEpoch ? await readEpoch(this.repo, saved.lastEpoch) : undefined;
-    this.carried = new Map((epoch?.volumes ?? []).filter((v) => !(v.name in saved.volumes)).map((v) => [v.name, { ...v, detached: true }]));
+    this.carried = new Map((epoch?.volumes ?? []).filter((v) => !Object.hasOwn(saved.volumes, v.name)).map((v) => [v.name, { ...v, detached: true }]));
     this.removed = false;
     for (const [name, caches] of Object.entries(saved.volumes)) {
       const root = shadowDir(this.opts.stateDir, name);

@@ -2,6 +2,7 @@
 // matching its id, every index entry pointing into a pack that holds it, and every tree and data
 // blob that an epoch references present. Problems are collected, each naming its object.
 import { EpochfsError } from '../util/errors.js';
+import { counted } from '../util/format.js';
 import { BlobStore } from './blobs.js';
 import { hash256 } from './crypto.js';
 import { readEpoch, type Epoch } from './epochs.js';
@@ -135,5 +136,5 @@ export async function verifyStore(repo: Repository, group: string | null = null)
 }
 
 export function failIfDamaged(report: VerifyReport): void {
-  if (report.damage.length) throw new EpochfsError('EOBJECTCORRUPT', `the store has ${report.damage.length} problem(s)`);
+  if (report.damage.length) throw new EpochfsError('EOBJECTCORRUPT', `the store has ${counted(report.damage.length, 'problem')}`);
 }
