@@ -13,6 +13,7 @@ import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
 import { registerCheckpoint } from './checkpoint.js';
 import { registerStatus } from './status.js';
+import { registerGroup } from './group.js';
 
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
@@ -44,6 +45,7 @@ registerRestore(program, run);
 registerVerify(program, run);
 registerCheckpoint(program, run);
 registerStatus(program, run);
+registerGroup(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -177,6 +177,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     case 'mount':
     case 'umount':
+    case 'remove':
     case 'unclean':
     case 'barrier':
       return;

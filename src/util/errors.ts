@@ -32,7 +32,9 @@ export type ErrorCode =
   | 'EOBJECTCORRUPT'
   | 'ENOEPOCH'
   | 'EVOLUMEEXISTS'
-  | 'ERESTORETARGET';
+  | 'ERESTORETARGET'
+  // issue 7: groups
+  | 'ENOVOLUME';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -56,6 +58,8 @@ const exitFor: Record<ErrorCode, number> = {
   ENOEPOCH: ExitCode.notFound,
   EVOLUMEEXISTS: ExitCode.busy,
   ERESTORETARGET: ExitCode.busy,
+  // issue 7: groups
+  ENOVOLUME: ExitCode.notFound, // a volume an epoch or a group does not have
 };
 
 export class EpochfsError extends Error {
