@@ -16,6 +16,8 @@
 #                 stat in 2 passes, unlink                                       ops/s
 #   stat-idle     (extra, not in the issue) 2 more stat passes after $STAT_IDLE s idle, i.e. once
 #                 libfuse's default 1 s entry/attr timeouts (bindfs) have run out  ops/s
+#   stat-linked   (issue 7) 2 stat passes after each file got a second name: what coherent
+#                 hard links cost (their attributes are revalidated at every stat)  ops/s
 # Rounds are interleaved: within a round each phase runs on every target before the next phase,
 # and the order of the targets rotates from round to round. The report gives the median per
 # (phase, target) over the rounds, epochfs/bindfs and journal/no-journal (cost = 1 - ratio).
@@ -224,7 +226,7 @@ phase_seqread() {
 phase_meta() {
   local d out; d=$(dir_of "$2")/meta; out="$WORK/meta-$1-$2.json"
   python3 "$HERE/meta.py" "$d" "$NFILES" 2 "$STAT_IDLE" >"$out"
-  local sub v line="" subs=(create stat unlink)
+  local sub v line="" subs=(create stat stat_linked unlink)
   [[ $STAT_IDLE == 0 ]] || subs+=(stat_idle)
   for sub in "${subs[@]}"; do
     v=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$out" "$sub")

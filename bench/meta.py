@@ -8,6 +8,10 @@ In DIR (created if missing, must be empty), times these sub-phases:
   stat       STAT_PASSES passes of stat() over all COUNT files, right after the creates
   stat_idle  only if IDLE_SECONDS > 0: after that many idle seconds (longer than libfuse's
              default 1 s entry/attr timeouts), STAT_PASSES more passes of stat()
+  stat_linked  every file is given a second name (os.link, not timed), then STAT_PASSES passes
+             of stat() over the first names: the price of coherent hard links (epochfs revalidates
+             the attributes of multiply-linked files at every stat); the second names are removed
+             again (not timed)
   unlink     unlink() of all COUNT files
 and prints one JSON object: ops/s and seconds per sub-phase. DIR is removed at the end.
 """
@@ -55,6 +59,17 @@ def main() -> None:
         out["stat_idle_s"] = t1 - t0
         out["idle_s"] = idle
 
+    for p in paths:
+        os.link(p, p + ".link")
+    t0 = time.perf_counter()
+    for _ in range(passes):
+        for p in paths:
+            os.stat(p)
+    t1 = time.perf_counter()
+    out["stat_linked_s"] = t1 - t0
+    for p in paths:
+        os.unlink(p + ".link")
+
     t0 = time.perf_counter()
     for p in paths:
         os.unlink(p)
@@ -65,6 +80,7 @@ def main() -> None:
     out["create"] = count / out["create_s"]
     out["stat"] = count * passes / out["stat_s"]
     out["unlink"] = count / out["unlink_s"]
+    out["stat_linked"] = count * passes / out["stat_linked_s"]
     if idle > 0:
         out["stat_idle"] = count * passes / out["stat_idle_s"]
     print(json.dumps(out))

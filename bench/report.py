@@ -26,6 +26,7 @@ PHASES = [
     ("create", "ops/s", "create 10k files"),
     ("stat", "ops/s", "stat 10k files x2"),
     ("stat-idle", "ops/s", "stat 10k files x2 after 2 s idle (extra)"),
+    ("stat-linked", "ops/s", "stat 10k hard-linked files x2 (coherent links)"),
     ("unlink", "ops/s", "unlink 10k files"),
 ]
 # (label, phase, minimum epochfs/bindfs ratio)

@@ -1,6 +1,7 @@
 // Linux calls that Node's fs lacks, exposed synchronously for the FUSE serving thread and for replay:
 // nanosecond utimensat with UTIME_NOW/UTIME_OMIT (fs.utimes rounds through a double of seconds),
-// mknod (fifos, devices), and the l*xattr family (no xattr API in Node).
+// mknod (fifos, devices), the l*xattr family (no xattr API in Node), and the byte-exact codec for
+// file names (bytename.h).
 // Every call returns its result, or a negative errno; none throws for a failed syscall.
 #include <node_api.h>
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "bytename.h"
+
 #define PATH_BYTES 4096
 #define NAME_BYTES 256
 
@@ -20,10 +23,25 @@ static napi_value make_int(napi_env env, int64_t v) {
   return out;
 }
 
+// A path or name argument: a string (bytes as native/bytename.h maps them) into buf, NUL-terminated.
 static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) return -EINVAL;
-  return len + 1 >= size ? -ENAMETOOLONG : 0;
+  uint16_t units[PATH_BYTES];
+  size_t n;
+  if (napi_get_value_string_utf16(env, v, (char16_t *) units, PATH_BYTES, &n) != napi_ok) return -EINVAL;
+  if (n + 1 >= PATH_BYTES) return -ENAMETOOLONG;
+  char bytes[3 * PATH_BYTES];
+  long len = bytename_encode(units, n, bytes);
+  if (len < 0) return (int) len;
+  if ((size_t) len + 1 > size) return -ENAMETOOLONG;
+  memcpy(buf, bytes, len);
+  buf[len] = 0;
+  return 0;
+}
+
+static napi_value make_name(napi_env env, const char *s, size_t n) {
+  napi_value out;
+  bytename_to_js(env, s, n, &out);
+  return out;
 }
 
 static int64_t get_int(napi_env env, napi_value v) {
@@ -121,9 +139,7 @@ static napi_value sys_llistxattr(napi_env env, napi_callback_info info) {
     napi_create_array(env, &out);
     uint32_t n = 0;
     for (ssize_t i = 0; i < got; i += strlen(list + i) + 1) {
-      napi_value name;
-      napi_create_string_utf8(env, list + i, strnlen(list + i, got - i), &name);
-      napi_set_element(env, out, n++, name);
+      napi_set_element(env, out, n++, make_name(env, list + i, strnlen(list + i, got - i)));
     }
     free(list);
     return out;
@@ -144,6 +160,31 @@ static napi_value sys_fallocate(napi_env env, napi_callback_info info) {
   return RESULT(fallocate((int) get_int(env, argv[0]), (int) get_int(env, argv[1]), get_int(env, argv[2]), get_int(env, argv[3])));
 }
 
+// encodeName(string) -> Buffer | -errno: the bytes a name or path string stands for
+static napi_value sys_encode_name(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  size_t n;
+  if (napi_get_value_string_utf16(env, argv[0], NULL, 0, &n) != napi_ok) return make_int(env, -EINVAL);
+  uint16_t *units = malloc((n + 1) * sizeof(uint16_t));
+  char *bytes = malloc(3 * n + 1);
+  napi_get_value_string_utf16(env, argv[0], (char16_t *) units, n + 1, &n);
+  long len = bytename_encode(units, n, bytes);
+  napi_value out = NULL;
+  if (len < 0) out = make_int(env, len);
+  else napi_create_buffer_copy(env, len, bytes, NULL, &out);
+  free(units);
+  free(bytes);
+  return out;
+}
+
+// decodeName(Buffer) -> string: the string for a name or path read as bytes (readdir, readlink)
+static napi_value sys_decode_name(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return make_int(env, -EINVAL);
+  return make_name(env, data, len);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "utimensat", NULL, sys_utimensat, NULL, NULL, NULL, napi_default, NULL },
@@ -154,6 +195,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "llistxattr", NULL, sys_llistxattr, NULL, NULL, NULL, napi_default, NULL },
     { "lremovexattr", NULL, sys_lremovexattr, NULL, NULL, NULL, napi_default, NULL },
     { "fallocate", NULL, sys_fallocate, NULL, NULL, NULL, napi_default, NULL },
+    { "encodeName", NULL, sys_encode_name, NULL, NULL, NULL, napi_default, NULL },
+    { "decodeName", NULL, sys_decode_name, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value v;

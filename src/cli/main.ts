@@ -14,6 +14,7 @@ import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
 import { registerCheckpoint } from './checkpoint.js';
 import { registerStatus } from './status.js';
+import { registerGroup } from './group.js';
 
 /**
  * Every error ends as ONE line `epochfs: <message>` and its exit code (a stack trace only with
@@ -55,6 +56,7 @@ registerRestore(program, run);
 registerVerify(program, run);
 registerCheckpoint(program, run);
 registerStatus(program, run);
+registerGroup(program, run);
 
 try {
   await program.parseAsync(process.argv);

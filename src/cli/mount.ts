@@ -17,7 +17,7 @@ import { readPassphrase } from '../store/passphrase.js';
 import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
 import { makeDirs } from '../util/dirs.js';
 import { storeDir } from './store-options.js';
-import { defaultStateDir, parseDuration, parseGroupName, parseNonNegative, soloGroupName } from './options.js';
+import { defaultStateDir, parseDuration, parseGroupName, parseNameList, parseNonNegative, soloGroupName } from './options.js';
 
 export interface MountCliOptions {
   state?: string;
@@ -29,6 +29,7 @@ export interface MountCliOptions {
   epochInterval?: number;
   name?: string;
   group?: string;
+  groupVolumes?: string[];
 }
 
 const READY = 'epochfs:ready';
@@ -42,6 +43,7 @@ export function registerMount(program: Command, run: (fn: () => Promise<void>) =
     .argument('<mountpoint>', 'where to mount it')
     .option('--group <name>', 'the consistency group: its volumes share one journal, order and barrier')
     .option('--name <name>', 'the volume\'s name in its group and store (default: the backing dir\'s base name)', parseGroupName('--name'))
+    .option('--group-volumes <names>', 'every volume of the group, comma-separated: epochs taken before all have joined are marked partial', parseNameList('--group-volumes'))
     .option('--state <dir>', 'the group\'s state dir: journal, pid file, log (default: /var/lib/epochfs/groups/<group>, or volumes/<name>-<id>)')
     .option('--foreground', 'stay attached; SIGINT/SIGTERM unmount')
     .option('--no-journal', 'do not journal (only to measure the journal\'s cost)')
@@ -78,6 +80,7 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   preflight(backing, mountpoint);
   if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
   if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
+  if (opts.groupVolumes && opts.group === undefined) throw new UsageError('--group-volumes needs --group');
   if (opts.store) {
     storeDir(opts.store);
     readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
@@ -129,7 +132,7 @@ async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
   if ((entry.store ?? '') !== (opts.store ? resolve(opts.store) : '')) {
     throw new UsageError(`group ${t.group} is running ${entry.store ? `with --store ${entry.store}` : 'without a store'}; mount with the same store`);
   }
-  const reply = await askDaemon(entry.socket, { op: 'attach', name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout });
+  const reply = await askDaemon(entry.socket, { op: 'attach', name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout, groupVolumes: opts.groupVolumes });
   if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', reply.error);
   return true;
 }
@@ -155,6 +158,7 @@ async function startDetached(t: Target, opts: MountCliOptions): Promise<void> {
   if (opts.store) args.push('--store', resolve(opts.store));
   if (opts.passphraseFile) args.push('--passphrase-file', resolve(opts.passphraseFile));
   if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
+  if (opts.groupVolumes) args.push('--group-volumes', opts.groupVolumes.join(','));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
   const outcome = await new Promise<{ ready: boolean; code: number; failure?: DaemonFailure }>((res) => {
     let failure: DaemonFailure | undefined;
@@ -199,7 +203,7 @@ async function serve(t: Target, opts: MountCliOptions): Promise<void> {
     passphrase: opts.store ? readPassphrase(opts) : undefined, epochIntervalMs: opts.epochInterval, log: stamp,
   });
   try {
-    await daemon.attach({ name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout });
+    await daemon.attach({ name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout, groupVolumes: opts.groupVolumes });
   } catch (err) {
     await daemon.stop();
     throw err;

@@ -48,6 +48,12 @@ export function parseGroupName(name: string) {
   };
 }
 
+/** A comma-separated list of volume names. */
+export function parseNameList(name: string) {
+  const one = parseGroupName(name);
+  return (value: string): string[] => [...new Set(value.split(',').map((n) => one(n.trim())))];
+}
+
 /** The group a volume mounted without --group forms on its own: one per backing dir. */
 export function soloGroupName(backing: string): string {
   const abs = resolve(backing);

@@ -1,8 +1,10 @@
-// epochfs restore --store <s> --epoch <id|latest> --to <dir> [--volume <name>]: each volume of the
-// epoch into <dir>/<name>, byte-exact; a progress bar on a terminal. Each volume is restored into a
-// temporary sibling (<dir>/.<name>.restoring-<pid>) and renamed into place once every volume is
-// complete, so a failed restore (a full disk) leaves nothing that would block the next try.
-import { existsSync, readdirSync, renameSync, rmSync, rmdirSync } from 'node:fs';
+// epochfs restore --store <s> --epoch <id|prefix|latest> [--group <g>] --to <dir> [--volume <name>]: each
+// volume of the epoch into <dir>/<name>, byte-exact; a progress bar on a terminal. latest and id
+// prefixes resolve within --group (required for latest when the store holds several groups). Each
+// volume is restored into a temporary sibling (<dir>/.<name>.restoring-<pid>) and renamed into place
+// once every volume is complete, so a failed restore (a full disk) leaves nothing that would block
+// the next try.
+import { existsSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
@@ -17,12 +19,14 @@ interface RestoreOptions extends StoreCliOptions {
   epoch: string;
   to: string;
   volume?: string;
+  group?: string;
 }
 
 export function registerRestore(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
   withStoreOptions(program.command('restore').description('restore the volumes of an epoch'))
     .requiredOption('--epoch <id>', 'an epoch id, a unique prefix of one, or latest')
     .requiredOption('--to <dir>', 'each volume goes to <dir>/<name>')
+    .option('--group <name>', 'the group whose epoch it is (latest: the latest of this group)')
     .option('--volume <name>', 'restore only this volume')
     .action((opts: RestoreOptions) => run(() => restoreCommand(opts)));
 }
@@ -37,9 +41,11 @@ function removeIfEmpty(dir: string): void {
 
 async function restoreCommand(opts: RestoreOptions): Promise<void> {
   const repo = await openStore(opts);
-  const epoch = await findEpoch(repo, opts.epoch);
+  const epoch = await findEpoch(repo, opts.epoch, { group: opts.group, volume: opts.volume });
   const volumes = opts.volume ? epoch.volumes.filter((v) => v.name === opts.volume) : epoch.volumes;
-  if (volumes.length === 0) throw new EpochfsError('ENOEPOCH', `epoch ${epoch.id.slice(0, 16)} has no volume ${opts.volume ?? ''}`.trim());
+  if (volumes.length === 0) {
+    throw new EpochfsError('ENOVOLUME', `epoch ${epoch.id.slice(0, 16)} of group ${epoch.group} has no volume ${opts.volume ?? ''} (it has ${epoch.volumes.map((v) => v.name).join(', ') || 'none'})`);
+  }
   const blobs = await BlobStore.load(repo);
   const to = resolve(opts.to);
   const staged = volumes.map((v) => ({ volume: v, final: join(to, v.name), tmp: join(to, `.${v.name}.restoring-${process.pid}`) }));

@@ -29,6 +29,8 @@ export class EpochScheduler {
     private readonly journal: Journal,
     private readonly shipper: ShipperClient,
     private readonly log: (m: string) => void,
+    /** the volumes the group is waiting for, as of a barrier (see "Assembling") */
+    private readonly expected: () => string[] = () => [],
   ) {
     this.lastBarrier = journal.lastSeq;
     this.lastShipped = { seq: shipper.cursor, placedAt: Date.now(), journalBytes: journal.appendedBytes };
@@ -43,7 +45,7 @@ export class EpochScheduler {
     if (this.pausesUs.length > 10_000) this.pausesUs.splice(0, 5_000);
     this.lastBarrier = seq;
     const placed = { seq, placedAt: Date.now(), journalBytes: this.journal.appendedBytes };
-    const epoch = this.shipper.ship(seq);
+    const epoch = this.shipper.ship(seq, this.expected());
     this.inFlight.add(epoch);
     epoch
       .then(() => {

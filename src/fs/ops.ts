@@ -17,6 +17,7 @@ import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
+import { fsPath } from '../native/names.js';
 
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
 /** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
@@ -45,8 +46,9 @@ export class VolumeOps {
     private readonly vol: string,
   ) {}
 
-  private abs(path: string): string {
-    return path === '/' ? this.root : this.root + path;
+  /** The backing path of a volume path, as Node's fs takes it (names are bytes: src/native/names.ts). */
+  private abs(path: string): string | Buffer {
+    return fsPath(path === '/' ? this.root : this.root + path);
   }
 
   /**
@@ -87,7 +89,7 @@ export class VolumeOps {
   private newNodeOwner(path: string): { uid: number; gid: number } {
     const ctx = Fuse.context();
     const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-    return { uid: ctx.uid, gid: ownerGid(this.abs(parent), ctx.gid) };
+    return { uid: ctx.uid, gid: ownerGid(this.root + (parent === '/' ? '' : parent), ctx.gid) };
   }
 
   readonly handlers: Partial<FuseOps> = {

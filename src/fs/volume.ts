@@ -9,6 +9,7 @@ import { EpochfsError } from '../util/errors.js';
 import { nowNs } from '../util/clock.js';
 import { VolumeOps } from './ops.js';
 import { findMount, isStale, umount } from './mounts.js';
+import { fsPath, nameOf } from '../native/names.js';
 
 export const MAX_WRITE = 128 * 1024;
 const HIDDEN_PREFIX = '.fuse_hidden';
@@ -59,10 +60,11 @@ export async function recoverMountpoint(mountpoint: string, log: (m: string) => 
 /** libfuse renames files unlinked while open to .fuse_hidden*; after a crash nobody will unlink them. */
 function findHiddenFiles(root: string, rel = ''): string[] {
   const out: string[] = [];
-  for (const ent of readdirSync(join(root, rel), { withFileTypes: true })) {
-    const p = `${rel}/${ent.name}`;
+  for (const ent of readdirSync(fsPath(root + rel), { withFileTypes: true, encoding: 'buffer' })) {
+    const name = nameOf(ent.name);
+    const p = `${rel}/${name}`;
     if (ent.isDirectory()) out.push(...findHiddenFiles(root, p));
-    else if (ent.name.startsWith(HIDDEN_PREFIX)) out.push(p);
+    else if (name.startsWith(HIDDEN_PREFIX)) out.push(p);
   }
   return out;
 }

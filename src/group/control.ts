@@ -11,9 +11,11 @@ export interface AttachRequest {
   backing: string;
   mountpoint: string;
   cacheTimeout: number;
+  /** --group-volumes: every volume the group is made of (epochs before all joined are partial) */
+  groupVolumes?: string[];
 }
 
-export type ControlRequest = { op: 'checkpoint'; wait: boolean } | { op: 'status' } | AttachRequest;
+export type ControlRequest = { op: 'checkpoint'; wait: boolean } | { op: 'status' } | { op: 'remove-volume'; name: string } | AttachRequest;
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; code?: string };
 export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
 

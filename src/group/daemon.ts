@@ -19,6 +19,7 @@ import { Repository } from '../store/repository.js';
 import { nowNs } from '../util/clock.js';
 import { EpochfsError } from '../util/errors.js';
 import { serveControl, type AttachRequest, type ControlReply, type ControlRequest } from './control.js';
+import { journalRemoval, loadGroupVolumes, saveGroupVolumes } from './members.js';
 
 export interface GroupDaemonOptions {
   group: string;
@@ -61,6 +62,8 @@ export class GroupDaemon {
     private readonly opts: GroupDaemonOptions,
     readonly journal: Journal | null,
     private readonly unclean: boolean,
+    /** the volumes named with --group-volumes, remembered until removed */
+    private readonly declared: Set<string>,
   ) {}
 
   static async start(opts: GroupDaemonOptions): Promise<GroupDaemon> {
@@ -76,14 +79,14 @@ export class GroupDaemon {
       unclean = opened.unclean;
       if (unclean) await GroupDaemon.recover(journal, opened.lastRecord, opts.log);
     }
-    const d = new GroupDaemon(opts, journal, unclean);
+    const d = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal));
     try {
       if (opts.store && journal) {
         d.shipper = await ShipperClient.start(
           { stateDir: opts.stateDir, storeDir: opts.store, passphrase: opts.passphrase!.toString(), group: opts.group, startSeq: journal.lastSeq },
           opts.log,
         );
-        d.scheduler = new EpochScheduler(journal, d.shipper, opts.log);
+        d.scheduler = new EpochScheduler(journal, d.shipper, opts.log, () => d.awaited());
         d.scheduler.start(opts.epochIntervalMs);
       }
       const socket = groupSocketPath(opts.group);
@@ -119,6 +122,12 @@ export class GroupDaemon {
     return this.opts.group;
   }
 
+  /** The volumes an epoch now is waiting for: named ones, and those whose mount is under way. */
+  private awaited(): string[] {
+    const joining = [...this.reserved].filter((k) => k.startsWith('name:')).map((k) => k.slice(5));
+    return [...new Set([...this.declared, ...joining])];
+  }
+
   /** Mounts a volume into the group. */
   async attach(req: Omit<AttachRequest, 'op'>): Promise<void> {
     if (this.stopping) throw new EpochfsError('EDAEMON', `group ${this.group} is stopping`);
@@ -133,6 +142,10 @@ export class GroupDaemon {
     let lock: BackingLock | undefined;
     try {
       lock = await BackingLock.take({ backing: req.backing, mountpoint: req.mountpoint, group: this.group, name: req.name, pid: process.pid });
+      if (req.groupVolumes?.some((n) => !this.declared.has(n))) {
+        for (const n of req.groupVolumes) this.declared.add(n);
+        await saveGroupVolumes(this.journal, this.declared);
+      }
       await this.journal?.putState(`volume:${req.name}`, req.backing);
       volume = await Volume.mount({
         name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, cacheTimeout: req.cacheTimeout,
@@ -218,13 +231,28 @@ export class GroupDaemon {
         const c = this.scheduler.checkpoint();
         if (!req.wait) return { ok: true, seq: c.seq, pauseUs: c.pauseUs };
         const epoch = await c.epoch;
-        return { ok: true, seq: c.seq, pauseUs: c.pauseUs, epoch: epoch.id, bytesAdded: epoch.bytesAdded, volumes: epoch.volumes };
+        return { ok: true, seq: c.seq, pauseUs: c.pauseUs, epoch: epoch.id, bytesAdded: epoch.bytesAdded, volumes: epoch.volumes, detached: epoch.detached, missing: epoch.missing };
       }
       case 'status':
         return { ok: true, ...this.status() };
+      case 'remove-volume':
+        return this.removeVolume(req.name);
       default:
         return { ok: false, error: `unknown request ${(req as { op: string }).op}`, code: 'EUSAGE' };
     }
+  }
+
+  /** `epochfs group remove-volume`: a volume that left stops being carried, from an epoch taken now. */
+  private async removeVolume(name: string): Promise<ControlReply> {
+    const mounted = this.volumes.get(name);
+    if (mounted || this.reserved.has(`name:${name}`)) {
+      return { ok: false, error: `volume ${name} of group ${this.group} is mounted${mounted ? ` on ${mounted.opts.mountpoint}` : ''}; unmount it first`, code: 'EMOUNTBUSY' };
+    }
+    if (!this.journal) return { ok: false, error: `group ${this.group} has no journal`, code: 'EUSAGE' };
+    const seq = await journalRemoval(this.journal, this.declared, name);
+    this.opts.log(`volume ${name} removed from group ${this.group} (record ${seq})`);
+    const epoch = this.scheduler ? await this.scheduler.checkpoint().epoch : undefined;
+    return { ok: true, seq, epoch: epoch?.id ?? null };
   }
 
   status(): { [k: string]: unknown } {

@@ -8,6 +8,7 @@ import {
 import { dirname } from 'node:path';
 import { OMIT, check, nsToTimeSpec, sys, type TimeSpec } from '../native/sys.js';
 import type { NewRecord } from './record.js';
+import { fsPath } from '../native/names.js';
 
 /** Setuid/setgid/sticky bits: chown clears the first two, so they are set again after it. */
 const SPECIAL_BITS = 0o7000;
@@ -23,7 +24,7 @@ function parentOf(abs: string, root: string): string {
 
 /** The gid a new node gets: its parent's when the parent is setgid (as the kernel does), else the caller's. */
 export function ownerGid(parentAbs: string, callerGid: number): number {
-  const st = lstatSync(parentAbs);
+  const st = lstatSync(fsPath(parentAbs));
   return st.mode & 0o2000 ? st.gid : callerGid; // S_ISGID
 }
 
@@ -63,24 +64,24 @@ export function stampTimes(root: string, rec: NewRecord, fd?: number): void {
 
 function setOwner(abs: string, rec: { uid: number; gid: number; mode?: number }, fd?: number): void {
   if (fd !== undefined) fchownSync(fd, rec.uid, rec.gid);
-  else lchownSync(abs, rec.uid, rec.gid);
+  else lchownSync(fsPath(abs), rec.uid, rec.gid);
   if (rec.mode !== undefined && rec.mode & SPECIAL_BITS) {
     if (fd !== undefined) fchmodSync(fd, rec.mode & 0o7777);
-    else chmodSync(abs, rec.mode & 0o7777);
+    else chmodSync(fsPath(abs), rec.mode & 0o7777);
   }
 }
 
 /** Creates the regular file of a `create` record and returns its open fd (opened with `flags`). */
 export function createFile(root: string, rec: Extract<NewRecord, { op: 'create' }>, flags: number): number {
   const abs = root + rec.path;
-  const fd = openSync(abs, flags | C.O_CREAT | C.O_EXCL, rec.mode & 0o7777);
+  const fd = openSync(fsPath(abs), flags | C.O_CREAT | C.O_EXCL, rec.mode & 0o7777);
   try {
     setOwner(abs, rec, fd);
     stampTimes(root, rec, fd);
   } catch (err) {
     // The record is rolled back: the file must not stay behind either.
     closeSync(fd);
-    unlinkSync(abs);
+    unlinkSync(fsPath(abs));
     throw err;
   }
   return fd;
@@ -123,7 +124,7 @@ export function applyPathRecord(root: string, rec: NewRecord, redo = false): voi
   } catch (err) {
     if (!redo || !alreadyApplied(root, abs, rec, err)) throw err;
     if (rec.op === 'create' || rec.op === 'mknod' || rec.op === 'mkdir') setOwner(abs, rec);
-    if (rec.op === 'symlink') lchownSync(abs, rec.uid, rec.gid);
+    if (rec.op === 'symlink') lchownSync(fsPath(abs), rec.uid, rec.gid);
   }
   stampTimes(root, rec);
 }
@@ -135,7 +136,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     }
     case 'write': {
-      const fd = openSync(abs, C.O_WRONLY | C.O_NOFOLLOW);
+      const fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
       try {
         writeAllAt(fd, rec);
       } finally {
@@ -144,28 +145,28 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     }
     case 'truncate':
-      return truncateSync(abs, rec.size);
+      return truncateSync(fsPath(abs), rec.size);
     case 'mknod':
       check(sys.mknod(abs, rec.mode, rec.rdev), 'mknod', abs);
-      return undoOnError(() => setOwner(abs, rec), () => unlinkSync(abs));
+      return undoOnError(() => setOwner(abs, rec), () => unlinkSync(fsPath(abs)));
     case 'mkdir':
-      mkdirSync(abs, rec.mode & 0o7777);
-      return undoOnError(() => setOwner(abs, rec), () => rmdirSync(abs));
+      mkdirSync(fsPath(abs), rec.mode & 0o7777);
+      return undoOnError(() => setOwner(abs, rec), () => rmdirSync(fsPath(abs)));
     case 'symlink':
-      symlinkSync(rec.target, abs);
-      return undoOnError(() => lchownSync(abs, rec.uid, rec.gid), () => unlinkSync(abs));
+      symlinkSync(fsPath(rec.target), fsPath(abs));
+      return undoOnError(() => lchownSync(fsPath(abs), rec.uid, rec.gid), () => unlinkSync(fsPath(abs)));
     case 'link':
-      return linkSync(abs, root + rec.dest);
+      return linkSync(fsPath(abs), fsPath(root + rec.dest));
     case 'unlink':
-      return unlinkSync(abs);
+      return unlinkSync(fsPath(abs));
     case 'rmdir':
-      return rmdirSync(abs);
+      return rmdirSync(fsPath(abs));
     case 'rename':
-      return renameSync(abs, root + rec.dest);
+      return renameSync(fsPath(abs), fsPath(root + rec.dest));
     case 'chmod':
-      return chmodSync(abs, rec.mode & 0o7777);
+      return chmodSync(fsPath(abs), rec.mode & 0o7777);
     case 'chown':
-      return lchownSync(abs, rec.uid, rec.gid);
+      return lchownSync(fsPath(abs), rec.uid, rec.gid);
     case 'utimens':
       return setTimes(abs, rec.atime, rec.mtime);
     case 'setxattr':
@@ -176,6 +177,7 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       return;
     case 'mount':
     case 'umount':
+    case 'remove':
     case 'unclean':
     case 'barrier':
       return;
@@ -207,7 +209,7 @@ function alreadyApplied(root: string, abs: string, rec: NewRecord, err: unknown)
 
 function exists(abs: string): boolean {
   try {
-    lstatSync(abs);
+    lstatSync(fsPath(abs));
     return true;
   } catch {
     return false;

@@ -35,6 +35,7 @@ export type Record = Base &
     | { op: 'unclean'; generation: number }
     | { op: 'barrier' }
     | { op: 'umount'; vol: string }
+    | { op: 'remove'; vol: string }
   );
 
 export type Op = Record['op'];
@@ -45,6 +46,7 @@ export type NewRecord = Record extends infer R ? (R extends Record ? Omit<R, 'se
 const OPCODES: readonly Op[] = [
   'write', 'truncate', 'create', 'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir',
   'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean', 'barrier', 'umount',
+  'remove',
 ];
 const OPCODE_OF = new Map(OPCODES.map((op, i) => [op, i]));
 

@@ -7,6 +7,7 @@ import { withZeroUmask } from '../util/umask.js';
 import { applyPathRecord, stampTimes, writeAllAt } from './apply.js';
 import { readJournal } from './cursor.js';
 import type { Record } from './record.js';
+import { fsPath } from '../native/names.js';
 
 /** Applies records to a tree in order, keeping the files it writes open between writes. */
 export class TreeReplayer {
@@ -18,7 +19,7 @@ export class TreeReplayer {
     let fd = this.fds.get(abs);
     if (fd === undefined) {
       if (this.fds.size >= this.limit) this.close();
-      fd = openSync(abs, C.O_WRONLY | C.O_NOFOLLOW);
+      fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
       this.fds.set(abs, fd);
     }
     return fd;

@@ -12,6 +12,8 @@ interface SysBinding {
   llistxattr(path: string): string[] | number;
   lremovexattr(path: string, name: string): number;
   fallocate(fd: number, mode: number, offset: number, length: number): number;
+  encodeName(name: string): Buffer | number;
+  decodeName(bytes: Buffer): string;
   UTIME_NOW: number;
   UTIME_OMIT: number;
 }

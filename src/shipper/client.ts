@@ -55,16 +55,12 @@ export class ShipperClient {
     this.waiting.clear();
   }
 
-  private send(type: ToWorker['type'], seq: number): Promise<ShippedEpoch> {
+  /** An epoch at barrier `seq`; `expected` are the volumes the group waits for (see Shipper.ship). */
+  ship(seq: number, expected: string[] = []): Promise<ShippedEpoch> {
     const id = this.nextId++;
     const p = new Promise<ShippedEpoch>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.worker.postMessage({ type, id, seq } satisfies ToWorker);
+    this.worker.postMessage({ type: 'ship', id, seq, expected } satisfies ToWorker);
     return p;
-  }
-
-  /** An epoch at barrier `seq`. */
-  ship(seq: number): Promise<ShippedEpoch> {
-    return this.send('ship', seq);
   }
 
   get pending(): number {

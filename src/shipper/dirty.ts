@@ -4,6 +4,7 @@
 import { lstatSync } from 'node:fs';
 import type { Record } from '../journal/record.js';
 import type { BuildPlan } from '../store/snapshot.js';
+import { fsPath } from '../native/names.js';
 
 interface Written {
   chunks: Set<number>;
@@ -35,7 +36,7 @@ export class DirtyTracker implements BuildPlan {
 
   private ino(path: string): string | undefined {
     try {
-      return lstatSync(this.shadow + path, { bigint: true }).ino.toString();
+      return lstatSync(fsPath(this.shadow + path), { bigint: true }).ino.toString();
     } catch {
       return undefined;
     }

@@ -11,7 +11,7 @@ import { TreeReplayer } from '../journal/replay.js';
 import { scanSegment, segmentPath } from '../journal/segment.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { BlobStore } from '../store/blobs.js';
-import { findEpoch, writeEpoch, type EpochVolume } from '../store/epochs.js';
+import { readEpoch, writeEpoch, type EpochRecord, type EpochVolume } from '../store/epochs.js';
 import { Repository } from '../store/repository.js';
 import { restoreTree } from '../store/restore.js';
 import { TreeBuilder, type BuildCaches } from '../store/snapshot.js';
@@ -37,13 +37,20 @@ export interface ShippedEpoch {
   seq: number;
   bytesAdded: number;
   files: number;
+  /** every volume in the epoch, the detached ones too */
   volumes: string[];
+  /** the volumes not mounted at the barrier (their last state) */
+  detached: string[];
+  /** volumes of the group that had not joined yet (the epoch is partial) */
+  missing: string[];
 }
 
 /** One attached volume as the shipper sees it. */
 class ShadowVolume {
   readonly replayer: TreeReplayer;
   readonly dirty: DirtyTracker;
+  /** its umount marker was read: this epoch stores it as it left, then its shadow goes */
+  leaving = false;
 
   constructor(readonly root: string, public caches: BuildCaches, chunkSize: number, full: boolean) {
     this.replayer = new TreeReplayer(root);
@@ -60,6 +67,10 @@ export class Shipper {
   private shadowSeq = 0;
   private reader?: JournalCursor;
   private untrusted = false;
+  /** Volumes of the last epoch that are not attached: carried into every epoch until removed. */
+  private carried = new Map<string, EpochVolume>();
+  /** A remove marker was read since the last epoch: the next one is written even if nothing is attached. */
+  private removed = false;
 
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
@@ -99,10 +110,13 @@ export class Shipper {
     for (const v of this.volumes.values()) v.replayer.close();
     this.volumes.clear();
     if (interrupted) this.log(`shadow copies were being advanced when the daemon stopped; rebuilding them from epoch ${saved.lastEpoch?.slice(0, 16)}`);
-    const epoch = interrupted && saved.lastEpoch ? await findEpoch(this.repo, saved.lastEpoch) : undefined;
+    // The last epoch remembers the volumes that left: they are carried until removed.
+    const epoch = saved.lastEpoch ? await readEpoch(this.repo, saved.lastEpoch) : undefined;
+    this.carried = new Map((epoch?.volumes ?? []).filter((v) => !Object.hasOwn(saved.volumes, v.name)).map((v) => [v.name, { ...v, detached: true }]));
+    this.removed = false;
     for (const [name, caches] of Object.entries(saved.volumes)) {
       const root = shadowDir(this.opts.stateDir, name);
-      if (epoch) {
+      if (epoch && interrupted) {
         // A shadow advanced past the cursor cannot be trusted: restore it as of the last epoch.
         const v = epoch.volumes.find((x) => x.name === name)!;
         rmSync(root, { recursive: true, force: true });
@@ -114,8 +128,11 @@ export class Shipper {
     this.untrusted = false;
   }
 
-  /** Advances the shadows to `barrier` and stores the attached volumes as one epoch. */
-  async ship(barrier: number): Promise<ShippedEpoch> {
+  /**
+   * Advances the shadows to `barrier` and stores the group as one epoch: the attached volumes, and
+   * the ones that left; `expected` are the volumes the group was waiting for at the barrier.
+   */
+  async ship(barrier: number, expected: string[] = []): Promise<ShippedEpoch> {
     if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
     if (this.untrusted) await this.loadShadows(this.state, true);
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
@@ -129,7 +146,7 @@ export class Shipper {
     } finally {
       for (const v of this.volumes.values()) v.replayer.close();
     }
-    return this.storeEpoch(barrier);
+    return this.storeEpoch(barrier, expected);
   }
 
   private advance(barrier: number): void {
@@ -143,6 +160,7 @@ export class Shipper {
   private applyRecord(rec: Record): void {
     if (rec.op === 'mount') return this.attach(rec.vol, rec.seq);
     if (rec.op === 'umount') return this.detach(rec.vol);
+    if (rec.op === 'remove') return this.remove(rec.vol);
     if (rec.vol === undefined) return; // group-wide markers
     const v = this.volumes.get(rec.vol);
     if (!v) return; // a volume whose base copy never completed: it was never served
@@ -165,52 +183,82 @@ export class Shipper {
     }
     mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
     renameSync(staged, root);
+    this.carried.delete(vol); // its new base replaces the state it left with
     this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
   }
 
+  /** Its shadow is its last state: the next epoch stores it from there, detached. */
   private detach(vol: string): void {
+    const v = this.volumes.get(vol);
+    if (!v) return;
+    v.replayer.close();
+    v.leaving = true;
+  }
+
+  /** `epochfs group remove-volume`: the group's epochs stop carrying the volume. */
+  private remove(vol: string): void {
+    const v = this.volumes.get(vol);
+    if (v && !v.leaving) return this.log(`volume ${vol} is attached; its remove marker is ignored`);
+    if (v) this.dropShadow(vol);
+    this.carried.delete(vol);
+    this.removed = true;
+  }
+
+  private dropShadow(vol: string): void {
     this.volumes.get(vol)?.replayer.close();
     this.volumes.delete(vol);
     rmSync(shadowDir(this.opts.stateDir, vol), { recursive: true, force: true });
   }
 
   /** Packs, then index, then the epoch record; then the state that says it is done. */
-  private async storeEpoch(seq: number): Promise<ShippedEpoch> {
-    if (this.volumes.size === 0) {
-      // Every volume has left: there is nothing to store, only the cursor to move.
+  private async storeEpoch(seq: number, expected: string[]): Promise<ShippedEpoch> {
+    if (this.volumes.size === 0 && !(this.removed && this.carried.size > 0)) {
+      // No volume is attached or leaving: there is nothing new to store, only the cursor to move.
       this.state = { ...this.state, cursor: seq, volumes: {} };
       saveShipperState(this.opts.stateDir, this.state);
       rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
-      return { id: this.state.lastEpoch ?? '', seq, bytesAdded: 0, files: 0, volumes: [] };
+      return { id: this.state.lastEpoch ?? '', seq, bytesAdded: 0, files: 0, volumes: [], detached: [], missing: [] };
     }
     const before = this.blobs.bytesAdded;
-    const entries: EpochVolume[] = [];
+    const entries: EpochVolume[] = [...this.carried.values()];
     const next = new Map<string, BuildCaches>();
-    for (const name of [...this.volumes.keys()].sort()) {
-      const v = this.volumes.get(name)!;
+    for (const [name, v] of this.volumes) {
       const builder = new TreeBuilder(this.blobs, this.chunkSize, v.dirty, v.caches);
       const snap = await builder.build(v.root);
-      entries.push({ name, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes });
+      entries.push({ name, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes, ...(v.leaving ? { detached: true as const } : {}) });
       next.set(name, builder.next);
     }
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
     await this.blobs.flush();
     const bytesAdded = this.blobs.bytesAdded - before;
-    // An epoch exists with every volume of the group or not at all: its record is written last.
-    const id = await writeEpoch(this.repo, {
+    const missing = [...new Set(expected)].filter((n) => !entries.some((e) => e.name === n)).sort();
+    const record: EpochRecord = {
       time: new Date().toISOString(), group: this.opts.group, seq, parent: this.state.lastEpoch, bytesAdded, volumes: entries,
-    });
+      ...(missing.length ? { partial: true as const, missing } : {}),
+    };
+    // An epoch exists with every volume of the group or not at all: its record is written last.
+    const id = await writeEpoch(this.repo, record);
     for (const [name, caches] of next) this.volumes.get(name)!.caches = caches;
+    for (const e of entries) if (e.detached && this.volumes.has(e.name)) this.leave(e);
+    this.removed = false;
     this.state = {
       ...this.state, cursor: seq, lastEpoch: id,
-      volumes: Object.fromEntries([...next].map(([name, c]) => [name, cachesToJson(c)])),
+      volumes: Object.fromEntries([...this.volumes].map(([name, v]) => [name, cachesToJson(v.caches)])),
     };
     saveShipperState(this.opts.stateDir, this.state);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     for (const v of this.volumes.values()) v.dirty.clear();
     this.trim(seq);
     const files = entries.reduce((n, e) => n + e.files, 0);
-    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name).join(', ')}; ${files} files, +${bytesAdded} bytes`);
-    return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name) };
+    const detached = entries.filter((e) => e.detached).map((e) => e.name);
+    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
+    return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
+  }
+
+  /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */
+  private leave(entry: EpochVolume): void {
+    this.dropShadow(entry.name);
+    this.carried.set(entry.name, entry);
   }
 
   /** Deletes journal segments whose every record is in an epoch (never the newest segment). */

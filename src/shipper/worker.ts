@@ -11,7 +11,7 @@ export interface WorkerInput {
   startSeq: number;
 }
 
-export type ToWorker = { type: 'ship'; id: number; seq: number };
+export type ToWorker = { type: 'ship'; id: number; seq: number; expected: string[] };
 export type FromWorker =
   | { type: 'ready'; cursor: number }
   | { type: 'epoch'; id: number; epoch: ShippedEpoch }
@@ -33,7 +33,7 @@ try {
   port.on('message', (msg: ToWorker) => {
     queue = queue.then(async () => {
       try {
-        const epoch = await shipper.ship(msg.seq);
+        const epoch = await shipper.ship(msg.seq, msg.expected);
         post({ type: 'epoch', id: msg.id, epoch });
       } catch (err) {
         post({ type: 'error', id: msg.id, message: (err as Error).message });

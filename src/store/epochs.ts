@@ -1,6 +1,6 @@
 // Epoch records: the last object written for an epoch, after its packs and index
-// (docs/ARCHITECTURE.md, "Epoch").
-import { EpochfsError } from '../util/errors.js';
+// (docs/ARCHITECTURE.md, "Epoch"). `latest` and id prefixes resolve within one group.
+import { EpochfsError, UsageError } from '../util/errors.js';
 import type { Repository } from './repository.js';
 import type { NodeMeta } from './tree.js';
 
@@ -10,6 +10,8 @@ export interface EpochVolume {
   root: NodeMeta;
   files: number;
   bytes: number;
+  /** not mounted at the barrier: its state when it left the group, carried forward */
+  detached?: true;
 }
 
 export interface EpochRecord {
@@ -19,35 +21,77 @@ export interface EpochRecord {
   parent: string | null;
   volumes: EpochVolume[];
   bytesAdded: number;
+  /** the group was still being assembled: `missing` volumes had not joined yet */
+  partial?: true;
+  missing?: string[];
 }
 
 export interface Epoch extends EpochRecord {
   id: string;
 }
 
+/** Which epochs a reference may name: one group's, and (for `latest`) ones holding a volume. */
+export interface EpochScope {
+  group?: string;
+  volume?: string;
+}
+
 export async function writeEpoch(repo: Repository, record: EpochRecord): Promise<string> {
   return repo.putObject('epochs', Buffer.from(JSON.stringify(record)));
+}
+
+export async function readEpoch(repo: Repository, id: string): Promise<Epoch> {
+  return { id, ...(JSON.parse((await repo.getObject('epochs', id)).toString()) as EpochRecord) };
 }
 
 /** Every epoch in the store, oldest first. */
 export async function listEpochs(repo: Repository): Promise<Epoch[]> {
   const out: Epoch[] = [];
-  for await (const id of repo.backend.list('epochs')) {
-    out.push({ id, ...(JSON.parse((await repo.getObject('epochs', id)).toString()) as EpochRecord) });
-  }
+  for await (const id of repo.backend.list('epochs')) out.push(await readEpoch(repo, id));
   return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.seq - b.seq));
 }
 
-/** An epoch by id, unique id prefix, or 'latest'. */
-export async function findEpoch(repo: Repository, ref: string): Promise<Epoch> {
+function groupsOf(epochs: Epoch[]): string[] {
+  return [...new Set(epochs.map((e) => e.group))].sort();
+}
+
+/** The epochs of the group given, or refuses when that group has none. */
+export async function groupEpochs(repo: Repository, group: string | undefined): Promise<Epoch[]> {
   const all = await listEpochs(repo);
-  if (ref === 'latest') {
-    const last = all[all.length - 1];
-    if (!last) throw new EpochfsError('ENOEPOCH', `the store at ${repo.backend.location} has no epochs yet`);
-    return last;
+  if (group === undefined) return all;
+  const mine = all.filter((e) => e.group === group);
+  if (mine.length === 0) {
+    const known = groupsOf(all);
+    throw new EpochfsError('ENOEPOCH', `the store at ${repo.backend.location} has no epochs of group ${group}${known.length ? ` (it has ${known.join(', ')})` : ''}`);
   }
+  return mine;
+}
+
+/**
+ * The newest epoch of the scope. Without a group, a store holding several groups' epochs is
+ * ambiguous — restoring another application's epoch would be wrong — unless the volume asked for
+ * belongs to only one of them.
+ */
+function latestOf(all: Epoch[], scope: EpochScope, where: string): Epoch {
+  let candidates = all;
+  if (scope.group === undefined && groupsOf(all).length > 1) {
+    const holding = scope.volume === undefined ? [] : groupsOf(all.filter((e) => e.volumes.some((v) => v.name === scope.volume)));
+    if (holding.length !== 1) throw new UsageError(`the store at ${where} holds epochs of groups ${groupsOf(all).join(', ')}: choose one with --group`);
+    candidates = all.filter((e) => e.group === holding[0]);
+  }
+  const last = candidates[candidates.length - 1];
+  if (!last) throw new EpochfsError('ENOEPOCH', `the store at ${where} has no epochs yet`);
+  return last;
+}
+
+/** An epoch by id, unique id prefix, or 'latest', within the scope's group when one is given. */
+export async function findEpoch(repo: Repository, ref: string, scope: EpochScope = {}): Promise<Epoch> {
+  const where = repo.backend.location;
+  const all = await groupEpochs(repo, scope.group);
+  if (ref === 'latest') return latestOf(all, scope, where);
   const matches = all.filter((e) => e.id.startsWith(ref));
   if (matches.length === 1) return matches[0];
-  if (matches.length === 0) throw new EpochfsError('ENOEPOCH', `no epoch ${ref} in the store at ${repo.backend.location}`);
-  throw new EpochfsError('EUSAGE', `epoch id prefix ${ref} is ambiguous (${matches.length} epochs)`);
+  const of = scope.group === undefined ? '' : ` of group ${scope.group}`;
+  if (matches.length === 0) throw new EpochfsError('ENOEPOCH', `no epoch ${ref}${of} in the store at ${where}`);
+  throw new EpochfsError('EUSAGE', `epoch id prefix ${ref} is ambiguous (${matches.length} epochs${of})`);
 }

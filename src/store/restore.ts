@@ -12,6 +12,7 @@ import { EpochfsError } from '../util/errors.js';
 import { withZeroUmaskAsync } from '../util/umask.js';
 import type { BlobStore } from './blobs.js';
 import { decodeTree, type NodeMeta, type TreeEntry } from './tree.js';
+import { fsPath } from '../native/names.js';
 
 const TYPE_BITS: { [t: string]: number } = { fifo: C.S_IFIFO, chr: C.S_IFCHR, blk: C.S_IFBLK, socket: C.S_IFSOCK };
 
@@ -33,8 +34,8 @@ function setTimes(path: string, meta: NodeMeta): void {
 
 /** Owner first (chown clears setuid/setgid), then mode, xattrs, and times last. */
 function finish(path: string, meta: NodeMeta, type: string): void {
-  lchownSync(path, meta.uid, meta.gid);
-  if (type !== 'symlink') chmodSync(path, meta.mode);
+  lchownSync(fsPath(path), meta.uid, meta.gid);
+  if (type !== 'symlink') chmodSync(fsPath(path), meta.mode);
   setXattrs(path, meta);
   setTimes(path, meta);
 }
@@ -45,7 +46,7 @@ class Restorer {
   constructor(private readonly blobs: BlobStore, private readonly progress: RestoreProgress) {}
 
   private async file(path: string, e: TreeEntry): Promise<void> {
-    const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    const fd = openSync(fsPath(path), C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
     try {
       let pos = 0;
       for (const id of e.content ?? []) {
@@ -73,19 +74,19 @@ class Restorer {
     for (const e of entries) {
       const path = join(dir, e.name);
       if (e.link !== undefined && this.links.has(e.link)) {
-        linkSync(this.links.get(e.link)!, path);
+        linkSync(fsPath(this.links.get(e.link)!), fsPath(path));
         continue;
       }
       switch (e.type) {
         case 'dir':
-          mkdirSync(path, 0o700);
+          mkdirSync(fsPath(path), 0o700);
           await this.tree(e.subtree!, path);
           break;
         case 'file':
           await this.file(path, e);
           break;
         case 'symlink':
-          symlinkSync(e.target!, path);
+          symlinkSync(fsPath(e.target!), fsPath(path));
           break;
         default:
           check(sys.mknod(path, TYPE_BITS[e.type] | e.mode, e.rdev ?? 0), 'mknod', path);

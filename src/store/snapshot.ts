@@ -5,11 +5,12 @@
 //   (docs/ARCHITECTURE.md, "Shipping").
 // Files are cut into fixed chunks (all-zero chunks become holes); hard-linked files carry their
 // inode number as link group.
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, constants as C, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, constants as C, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { sys } from '../native/sys.js';
 import type { BlobStore } from './blobs.js';
 import { encodeTree, typeOfMode, type NodeMeta, type TreeEntry } from './tree.js';
+import { fsPath, readdirNames, readlinkName } from '../native/names.js';
 
 export interface SnapshotResult {
   tree: string;
@@ -129,7 +130,7 @@ export class TreeBuilder {
           continue;
         }
         // O_NOATIME: reading must not change what is being stored
-        fd ??= openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME);
+        fd ??= openSync(fsPath(path), C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME);
         content.push(await this.readChunk(fd, i, size));
         this.bytesRead += chunkEnd(i, this.chunkSize, size) - i * this.chunkSize;
       }
@@ -151,9 +152,9 @@ export class TreeBuilder {
     const abs = rel ? join(root, rel) : root;
     const entries: TreeEntry[] = [];
     const summary: TreeSummary = { id: '', files: 0, bytes: 0, links: false };
-    for (const name of readdirSync(abs).sort()) {
+    for (const name of readdirNames(abs).sort()) {
       const p = join(abs, name);
-      const cst = lstatSync(p, { bigint: true });
+      const cst = lstatSync(fsPath(p), { bigint: true });
       const type = typeOfMode(Number(cst.mode));
       const e: TreeEntry = { name, type, ...metaOf(p, cst) };
       if (type === 'dir') {
@@ -172,7 +173,7 @@ export class TreeBuilder {
           e.size = Number(cst.size);
           summary.bytes += e.size;
           e.content = await this.file(p, cst);
-        } else if (type === 'symlink') e.target = readlinkSync(p);
+        } else if (type === 'symlink') e.target = readlinkName(p);
         else e.rdev = Number(cst.rdev);
       }
       entries.push(e);
@@ -184,7 +185,7 @@ export class TreeBuilder {
 
   /** The whole volume at `root`: its tree id and the root's own metadata. */
   async build(root: string): Promise<SnapshotResult> {
-    const st = lstatSync(root, { bigint: true });
+    const st = lstatSync(fsPath(root), { bigint: true });
     const { id, files, bytes } = await this.dir(root, '', st);
     return { tree: id, root: metaOf(root, st), files, bytes };
   }

@@ -2,23 +2,39 @@
 // matching its id, every index entry pointing into a pack that holds it, and every tree and data
 // blob that an epoch references present. Problems are collected, each naming its object.
 import { EpochfsError } from '../util/errors.js';
+import { counted } from '../util/format.js';
 import { BlobStore } from './blobs.js';
 import { hash256 } from './crypto.js';
-import { listEpochs } from './epochs.js';
+import { readEpoch, type Epoch } from './epochs.js';
 import { readPackHeader, type PackedBlob } from './pack.js';
 import type { Repository } from './repository.js';
 import { decodeTree } from './tree.js';
 
+/** One damaged or dangling object: its kind and name in the store, and what is wrong with it. */
+export interface Damage {
+  kind: 'keys' | 'packs' | 'index' | 'epochs';
+  name: string;
+  reason: string;
+}
+
 export interface VerifyReport {
+  /** the group whose epochs' references were checked (every group's when null) */
+  group: string | null;
   packs: number;
   blobs: number;
   indexes: number;
   epochs: number;
-  problems: string[];
+  damage: Damage[];
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** The error's message without the object's own name in front (the damage entry names it). */
+function reasonOf(err: unknown, kind: string, name: string): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.startsWith(`${kind}/${name} `) ? text.slice(kind.length + name.length + 2) : text;
+}
+
+export function describeDamage(d: Damage): string {
+  return `${d.kind}/${d.name}: ${d.reason}`;
 }
 
 async function checkPacks(repo: Repository, report: VerifyReport): Promise<Map<string, PackedBlob[]>> {
@@ -35,7 +51,7 @@ async function checkPacks(repo: Repository, report: VerifyReport): Promise<Map<s
       }
       packs.set(name, blobs);
     } catch (err) {
-      report.problems.push(message(err));
+      report.damage.push({ kind: 'packs', name, reason: reasonOf(err, 'packs', name) });
     }
   }
   return packs;
@@ -49,14 +65,14 @@ async function checkIndexes(repo: Repository, packs: Map<string, PackedBlob[]>, 
       for (const p of idx.packs) {
         const held = packs.get(p.id);
         if (!held) {
-          report.problems.push(`index/${name} refers to packs/${p.id}, which is missing or damaged`);
+          report.damage.push({ kind: 'index', name, reason: `refers to packs/${p.id}, which is missing or damaged` });
           continue;
         }
         const ids = new Set(held.map((b) => `${b.id}@${b.offset}+${b.length}`));
-        for (const b of p.blobs) if (!ids.has(`${b.id}@${b.offset}+${b.length}`)) report.problems.push(`index/${name}: blob ${b.id} is not where it says in packs/${p.id}`);
+        for (const b of p.blobs) if (!ids.has(`${b.id}@${b.offset}+${b.length}`)) report.damage.push({ kind: 'index', name, reason: `blob ${b.id} is not where it says in packs/${p.id}` });
       }
     } catch (err) {
-      report.problems.push(message(err));
+      report.damage.push({ kind: 'index', name, reason: reasonOf(err, 'index', name) });
     }
   }
   try {
@@ -66,44 +82,59 @@ async function checkIndexes(repo: Repository, packs: Map<string, PackedBlob[]>, 
   }
 }
 
-async function checkReferences(repo: Repository, blobs: BlobStore, report: VerifyReport): Promise<void> {
+/** Every epoch record that opens (each damaged one is reported), of `group` if given. */
+async function checkEpochRecords(repo: Repository, group: string | null, report: VerifyReport): Promise<Epoch[]> {
+  const out: Epoch[] = [];
+  for await (const id of repo.backend.list('epochs')) {
+    try {
+      const epoch = await readEpoch(repo, id);
+      if (group === null || epoch.group === group) out.push(epoch);
+    } catch (err) {
+      report.damage.push({ kind: 'epochs', name: id, reason: reasonOf(err, 'epochs', id) });
+    }
+  }
+  return out;
+}
+
+async function checkReferences(blobs: BlobStore, epochs: Epoch[], report: VerifyReport): Promise<void> {
   const seen = new Set<string>();
-  const walk = async (tree: string, where: string): Promise<void> => {
+  const walk = async (tree: string, epoch: string, where: string): Promise<void> => {
     if (seen.has(tree)) return;
     seen.add(tree);
-    if (!blobs.has(tree)) return void report.problems.push(`${where}: tree ${tree} is missing`);
+    const dangling = (path: string, reason: string) => report.damage.push({ kind: 'epochs', name: epoch, reason: `${path}: ${reason}` });
+    if (!blobs.has(tree)) return void dangling(where, `tree ${tree} is missing`);
     let entries;
     try {
       entries = decodeTree(await blobs.get(tree));
     } catch (err) {
-      return void report.problems.push(`${where}: ${message(err)}`);
+      return void dangling(where, (err as Error).message);
     }
     for (const e of entries) {
-      if (e.subtree) await walk(e.subtree, `${where}/${e.name}`);
-      for (const id of e.content ?? []) if (id !== null && !blobs.has(id)) report.problems.push(`${where}/${e.name}: data blob ${id} is missing`);
+      if (e.subtree) await walk(e.subtree, epoch, `${where}/${e.name}`);
+      for (const id of e.content ?? []) if (id !== null && !blobs.has(id)) dangling(`${where}/${e.name}`, `data blob ${id} is missing`);
     }
   };
-  let epochs;
-  try {
-    epochs = await listEpochs(repo);
-  } catch (err) {
-    return void report.problems.push(message(err));
-  }
   for (const epoch of epochs) {
     report.epochs++;
-    for (const v of epoch.volumes) await walk(v.tree, `epochs/${epoch.id} ${v.name}`);
+    for (const v of epoch.volumes) await walk(v.tree, epoch.id, `volume ${v.name}`);
   }
 }
 
-export async function verifyStore(repo: Repository): Promise<VerifyReport> {
-  const report: VerifyReport = { packs: 0, blobs: 0, indexes: 0, epochs: 0, problems: [] };
-  for (const name of await repo.damagedKeys()) report.problems.push(`keys/${name} is damaged (its content does not match its name)`);
+/**
+ * Every object of the store authenticated and every index entry checked; the references (trees,
+ * data blobs) of every epoch, or of the epochs of `group` only.
+ */
+export async function verifyStore(repo: Repository, group: string | null = null): Promise<VerifyReport> {
+  const report: VerifyReport = { group, packs: 0, blobs: 0, indexes: 0, epochs: 0, damage: [] };
+  for (const name of await repo.damagedKeys()) report.damage.push({ kind: 'keys', name, reason: 'is damaged (its content does not match its name)' });
   const packs = await checkPacks(repo, report);
   const blobs = await checkIndexes(repo, packs, report);
-  if (blobs) await checkReferences(repo, blobs, report);
+  const epochs = await checkEpochRecords(repo, group, report);
+  if (group !== null && epochs.length === 0) throw new EpochfsError('ENOEPOCH', `the store at ${repo.backend.location} has no epochs of group ${group}`);
+  if (blobs) await checkReferences(blobs, epochs, report);
   return report;
 }
 
-export function failIfProblems(report: VerifyReport): void {
-  if (report.problems.length) throw new EpochfsError('EOBJECTCORRUPT', `the store has ${report.problems.length} problem(s)`);
+export function failIfDamaged(report: VerifyReport): void {
+  if (report.damage.length) throw new EpochfsError('EOBJECTCORRUPT', `the store has ${counted(report.damage.length, 'problem')}`);
 }

@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'ENOEPOCH'
   | 'EVOLUMEEXISTS'
   | 'ERESTORETARGET'
+  // issue 7: groups
+  | 'ENOVOLUME'
   // issue 7: mount validation
   | 'EMOUNTLOOP'
   | 'EMOUNTNOTEMPTY'
@@ -67,6 +69,8 @@ const exitFor: Record<ErrorCode, number> = {
   ENOEPOCH: ExitCode.notFound,
   EVOLUMEEXISTS: ExitCode.busy,
   ERESTORETARGET: ExitCode.busy,
+  // issue 7: groups
+  ENOVOLUME: ExitCode.notFound, // a volume an epoch or a group does not have
   // issue 7: mount validation
   EMOUNTLOOP: ExitCode.usage,
   EMOUNTNOTEMPTY: ExitCode.usage,

@@ -1,73 +1,41 @@
 // Consistency groups through real mounts: later mounts join the group's daemon, one journal orders
 // every volume, epochs cover the group atomically, volumes leave one by one.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
-import { TEST_ENV, tempDir } from '../helpers/env.js';
+import { TEST_ENV } from '../helpers/env.js';
+import { makeGroup, mountAll, umountInGroup, umountTracked } from '../helpers/group.js';
 
 const env = { ...TEST_ENV, EPOCHFS_PASSPHRASE: 'group-test' };
 const isMounted = (mnt: string) => readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} fuse.epochfs `);
-let mounted: string[] = [];
-afterEach(async () => {
-  for (const m of mounted) await epochfs(['umount', '--lazy', m], { env });
-  mounted = [];
-});
-
-interface Group {
-  dir: string;
-  store: string;
-  state: string;
-  vols: { backing: string; mnt: string }[];
-}
-
-async function makeGroup(prefix: string, n: number): Promise<Group> {
-  const dir = tempDir(prefix);
-  const store = join(dir, 'store');
-  await epochfsOk(['init', '--store', store], { env });
-  const vols = Array.from({ length: n }, (_, i) => {
-    const backing = join(dir, `vol${i}`);
-    const mnt = join(dir, `mnt${i}`);
-    mkdirSync(backing);
-    mkdirSync(mnt);
-    return { backing, mnt };
-  });
-  return { dir, store, state: join(dir, 'state'), vols };
-}
-
-async function mountAll(g: Group, group: string, extra: string[] = []): Promise<void> {
-  for (const v of g.vols) {
-    await epochfsOk(['mount', v.backing, v.mnt, '--group', group, '--state', g.state, '--store', g.store, ...extra], { env });
-    mounted.push(v.mnt);
-  }
-}
+afterEach(() => umountTracked(env));
 
 describe('consistency groups', () => {
   it('serves a group from one daemon; volumes leave one by one; the daemon stops with the last', async () => {
-    const g = await makeGroup('group', 3);
-    await mountAll(g, 'trio');
+    const g = await makeGroup('group', 3, env);
+    await mountAll(g, 'trio', env);
     const pids = g.vols.map(() => Number(readFileSync(join(g.state, 'daemon.pid'), 'utf8')));
     expect(new Set(pids).size).toBe(1);
     const status = JSON.parse((await epochfsOk(['status', '--json'], { env })).trim().split('\n').find((l) => l.includes('"trio"'))!);
     expect(status.volumes.map((v: { name: string }) => v.name).sort()).toEqual(['vol0', 'vol1', 'vol2']);
     const again = await epochfs(['mount', g.vols[0].backing, join(g.dir, 'elsewhere'), '--group', 'trio', '--store', g.store], { env });
     expect(again.code).not.toBe(0); // a name or a mount point used twice in one group
-    await epochfsOk(['umount', g.vols[0].mnt], { env });
+    await umountInGroup(g.vols[0], env);
     expect(isMounted(g.vols[0].mnt)).toBe(false);
     writeFileSync(join(g.vols[1].mnt, 'still'), 'running');
     expect(readFileSync(join(g.vols[1].backing, 'still'), 'utf8')).toBe('running');
     const cp = JSON.parse(await epochfsOk(['checkpoint', g.vols[2].mnt, '--json'], { env }));
-    expect(cp.volumes).toEqual(['vol1', 'vol2']);
-    await epochfsOk(['umount', g.vols[1].mnt], { env });
-    await epochfsOk(['umount', g.vols[2].mnt], { env });
-    mounted = [];
+    expect([cp.volumes, cp.detached]).toEqual([['vol0', 'vol1', 'vol2'], ['vol0']]); // vol0 keeps its last state
+    await umountInGroup(g.vols[1], env);
+    await umountInGroup(g.vols[2], env);
     expect(existsSync(join(g.state, 'daemon.pid'))).toBe(false);
     expect(() => process.kill(pids[0], 0)).toThrow();
   });
 
   it('never shows a volume ahead of the other when they are written in lock-step', async () => {
-    const g = await makeGroup('lockstep', 2);
-    await mountAll(g, 'pair', ['--epoch-interval', '200ms']);
+    const g = await makeGroup('lockstep', 2, env);
+    await mountAll(g, 'pair', env, ['--epoch-interval', '200ms']);
     const [a, b] = g.vols;
     let stop = false;
     let steps = 0;
@@ -91,8 +59,7 @@ describe('consistency groups', () => {
     }
     stop = true;
     await writer;
-    for (const v of g.vols) await epochfsOk(['umount', v.mnt], { env });
-    mounted = [];
+    for (const v of g.vols) await umountInGroup(v, env);
     expect(steps).toBeGreaterThan(100);
     const epochs = (await epochfsOk(['epochs', '--store', g.store, '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
     let equal = 0;

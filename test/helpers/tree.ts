@@ -10,6 +10,7 @@ const require = createRequire(import.meta.url);
 const sys = require(join(ROOT, 'native', 'build', 'Release', 'epochfs_sys.node')) as {
   llistxattr(p: string): string[] | number;
   lgetxattr(p: string, n: string): Buffer | number;
+  decodeName(b: Buffer): string;
 };
 
 export interface NodeState {
@@ -28,7 +29,8 @@ export interface NodeState {
 
 export type TreeState = { [path: string]: NodeState };
 
-function xattrsOf(p: string): { [name: string]: string } {
+function xattrsOf(path: Buffer): { [name: string]: string } {
+  const p = sys.decodeName(path); // the native calls take strings (native/bytename.h)
   const names = sys.llistxattr(p);
   const out: { [name: string]: string } = {};
   if (typeof names === 'number') return out;
@@ -49,11 +51,17 @@ function typeOf(mode: number): string {
   }
 }
 
+/**
+ * Walks `root` with byte paths (names are bytes; this oracle does not use epochfs's codec): keys are
+ * the relative paths' bytes as latin1, so every name, valid UTF-8 or not, is its own key.
+ */
 export function snapshot(root: string, opts: { skipRootTimes?: boolean } = {}): TreeState {
   const out: TreeState = {};
   const inodes = new Map<bigint, string[]>();
-  const walk = (rel: string) => {
-    const abs = rel ? join(root, rel) : root;
+  const rootBytes = Buffer.from(root);
+  const walk = (rel: Buffer) => {
+    const abs = rel.length ? Buffer.concat([rootBytes, Buffer.from('/'), rel]) : rootBytes;
+    const key = rel.toString('latin1');
     const st = lstatSync(abs, { bigint: true });
     const type = typeOf(Number(st.mode));
     const node: NodeState = {
@@ -61,7 +69,7 @@ export function snapshot(root: string, opts: { skipRootTimes?: boolean } = {}): 
       mode: (Number(st.mode) & 0o7777).toString(8),
       uid: Number(st.uid),
       gid: Number(st.gid),
-      mtimeNs: rel === '' && opts.skipRootTimes ? '-' : st.mtimeNs.toString(),
+      mtimeNs: key === '' && opts.skipRootTimes ? '-' : st.mtimeNs.toString(),
       nlink: type === 'dir' ? 0 : Number(st.nlink),
       xattrs: xattrsOf(abs),
     };
@@ -69,12 +77,14 @@ export function snapshot(root: string, opts: { skipRootTimes?: boolean } = {}): 
       node.size = Number(st.size);
       node.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
     }
-    if (type === 'symlink') node.target = readlinkSync(abs);
-    if (type !== 'dir') inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), rel]);
-    out[rel || '/'] = node;
-    if (type === 'dir') for (const name of readdirSync(abs).sort()) walk(rel ? `${rel}/${name}` : name);
+    if (type === 'symlink') node.target = readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
+    if (type !== 'dir') inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), key]);
+    out[key || '/'] = node;
+    if (type !== 'dir') return;
+    const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
+    for (const name of names) walk(rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name);
   };
-  walk('');
+  walk(Buffer.alloc(0));
   for (const names of inodes.values()) {
     if (names.length > 1) for (const n of names) out[n].links = names.filter((m) => m !== n).sort().join(',');
   }
