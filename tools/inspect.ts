@@ -10,8 +10,10 @@ import { readJournal } from '../src/journal/cursor.js';
 import { journalDir, listSegments } from '../src/journal/journal.js';
 import { segmentName } from '../src/journal/segment.js';
 import { isAlive } from '../src/fs/registry.js';
-import { EpochfsError, ExitCode } from '../src/util/errors.js';
+import { CommanderError } from 'commander';
+import { EpochfsError, ExitCode, toUserError } from '../src/util/errors.js';
 import { exitQuietlyOnEpipe } from '../src/util/stdout.js';
+import { VERSION } from '../src/util/version.js';
 
 interface JournalSummary {
   stateDir: string;
@@ -66,7 +68,7 @@ function print(s: JournalSummary): void {
 
 exitQuietlyOnEpipe(ExitCode.failure);
 
-const program = new Command('epochfs-inspect').description('inspect epochfs state').exitOverride();
+const program = new Command('epochfs-inspect').description('inspect epochfs state').version(VERSION).exitOverride();
 program
   .command('journal')
   .description('summarize a volume\'s journal')
@@ -81,10 +83,8 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof EpochfsError) {
-    process.stderr.write(`epochfs-inspect: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  const code = (err as { exitCode?: number }).exitCode;
-  process.exit(code === 0 ? 0 : 2);
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : ExitCode.usage);
+  const e = toUserError(err);
+  process.stderr.write(`epochfs-inspect: ${e.message}\n`);
+  process.exit(e.exitCode);
 }

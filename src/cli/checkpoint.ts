@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
-import { isAlive, lookupDaemon, lookupGroup } from '../fs/registry.js';
+import { isAlive, lookupGroup, servingDaemon } from '../fs/registry.js';
 import { EpochfsError, ExitCode, UsageError, type ErrorCode } from '../util/errors.js';
 
 interface CheckpointOptions {
@@ -27,21 +27,18 @@ export function registerCheckpoint(program: Command, run: (fn: () => Promise<voi
 }
 
 /** The control socket of the group daemon named by a mount point or by --group. */
-function daemonSocket(mountpoint: string | undefined, group: string | undefined): string {
+async function daemonSocket(mountpoint: string | undefined, group: string | undefined): Promise<string> {
   if ((mountpoint === undefined) === (group === undefined)) throw new UsageError('checkpoint needs a mount point or --group (one of them)');
   if (group !== undefined) {
     const entry = lookupGroup(group);
     if (!entry || !isAlive(entry.pid)) throw new EpochfsError('ENOTMOUNTED', `group ${group} is not running here`);
     return entry.socket;
   }
-  const mnt = resolve(mountpoint!);
-  const entry = lookupDaemon(mnt);
-  if (!entry || !isAlive(entry.pid)) throw new EpochfsError('ENOTMOUNTED', `${mnt} is not an epochfs mount served here`);
-  return entry.socket;
+  return (await servingDaemon(resolve(mountpoint!))).socket;
 }
 
 async function checkpointCommand(mountpoint: string | undefined, opts: CheckpointOptions): Promise<void> {
-  const reply = await askDaemon(daemonSocket(mountpoint, opts.group), { op: 'checkpoint', wait: opts.wait });
+  const reply = await askDaemon(await daemonSocket(mountpoint, opts.group), { op: 'checkpoint', wait: opts.wait });
   if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', `checkpoint failed: ${reply.error}`);
   if (opts.json) process.stdout.write(`${JSON.stringify(reply)}\n`);
   else process.stdout.write(`${opts.wait ? reply.epoch : reply.seq}\n`);

@@ -15,11 +15,30 @@ function requireJournal(stateDir: string): string {
   return abs;
 }
 
+/**
+ * A name as a terminal may show it: control and other non-printable characters, U+FFFD and the
+ * backslash itself become \xNN per UTF-8 byte; a byte that is not valid UTF-8 (which the
+ * names-are-bytes codec carries as the lone surrogate U+DC00 + byte) is \xNN of that byte.
+ */
+function escapeName(s: string): string {
+  return s.replace(/[\p{C}\p{Zl}\p{Zp}\uFFFD\\]/gu, (c) => {
+    const cp = c.codePointAt(0)!;
+    const bytes = cp >= 0xdc80 && cp <= 0xdcff ? [cp - 0xdc00] : [...Buffer.from(c)];
+    return bytes.map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  });
+}
+
+function describeField(key: string, value: unknown): string {
+  if (key === 'mode' && typeof value === 'number') return `0${value.toString(8)}`;
+  if (typeof value === 'string') return escapeName(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
 function describe(rec: Record): string {
   const j = recordToJson(rec) as { [k: string]: unknown };
   const fields = Object.entries(j)
     .filter(([k]) => k !== 'seq' && k !== 'op' && k !== 't')
-    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    .map(([k, v]) => `${k}=${describeField(k, v)}`);
   return `${rec.seq}\t${rec.op}\t${fields.join(' ')}`;
 }
 

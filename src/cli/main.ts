@@ -2,8 +2,9 @@
 // The epochfs command. One file per command under src/cli; this one wires them together and turns
 // errors into messages and exit codes (docs/ARCHITECTURE.md, "Exit codes").
 import { Command, CommanderError } from 'commander';
-import { EpochfsError, ExitCode } from '../util/errors.js';
+import { EpochfsError, ExitCode, toUserError } from '../util/errors.js';
 import { exitQuietlyOnEpipe } from '../util/stdout.js';
+import { VERSION } from '../util/version.js';
 import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
 import { registerJournal } from './journal.js';
@@ -15,16 +16,26 @@ import { registerCheckpoint } from './checkpoint.js';
 import { registerStatus } from './status.js';
 import { registerGroup } from './group.js';
 
+/**
+ * Every error ends as ONE line `epochfs: <message>` and its exit code (a stack trace only with
+ * EPOCHFS_DEBUG=1). A detached daemon that fails before it is ready also hands the line to the
+ * `epochfs mount` that started it (src/cli/mount.ts), which prints it in its place.
+ */
+function fail(err: unknown): never | Promise<never> {
+  const e = toUserError(err);
+  process.stderr.write(`epochfs: ${e.message}\n`);
+  if (process.env.EPOCHFS_DEBUG === '1' && !(err instanceof EpochfsError)) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  if (process.send && process.connected) {
+    return new Promise<never>(() => process.send!({ error: e.message, code: e.code, exitCode: e.exitCode }, () => process.exit(e.exitCode)));
+  }
+  process.exit(e.exitCode);
+}
+
 async function run(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    if (err instanceof EpochfsError) {
-      process.stderr.write(`epochfs: ${err.message}\n`);
-      process.exit(err.exitCode);
-    }
-    process.stderr.write(`epochfs: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(ExitCode.failure);
+    await fail(err);
   }
 }
 
@@ -32,7 +43,7 @@ exitQuietlyOnEpipe(ExitCode.failure);
 
 const program = new Command('epochfs')
   .description('a FUSE backup filesystem: every change journaled in order')
-  .version('0.1.0')
+  .version(VERSION)
   .exitOverride()
   .showHelpAfterError();
 
@@ -53,9 +64,5 @@ try {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? 0 : ExitCode.usage);
   }
-  if (err instanceof EpochfsError) {
-    process.stderr.write(`epochfs: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  throw err;
+  await fail(err);
 }

@@ -3,15 +3,20 @@
 // by default, with its pid file and log in the state dir, returning once the mount answers — and
 // later mounts of the group join that daemon through its control socket.
 import { spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
 import { GroupDaemon } from '../group/daemon.js';
-import { isAlive, lookupGroup } from '../fs/registry.js';
+import { createConnection } from 'node:net';
+import { isAlive, listDaemons, lookupGroup } from '../fs/registry.js';
 import { findMount, isStale } from '../fs/mounts.js';
+import { checkEmptyMountpoint, checkNoLoop, checkNotInOwnBacking, checkNotOnOwnMount, realPath } from '../fs/mount-checks.js';
+import { backingHolder, busyError } from '../fs/backing-lock.js';
 import { readPassphrase } from '../store/passphrase.js';
 import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
+import { makeDirs } from '../util/dirs.js';
+import { storeDir } from './store-options.js';
 import { defaultStateDir, parseDuration, parseGroupName, parseNameList, parseNonNegative, soloGroupName } from './options.js';
 
 export interface MountCliOptions {
@@ -76,14 +81,16 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
   if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
   if (opts.groupVolumes && opts.group === undefined) throw new UsageError('--group-volumes needs --group');
-  if (opts.store) readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
+  if (opts.store) {
+    storeDir(opts.store);
+    readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
+  }
   const group = opts.group ?? soloGroupName(backing);
   const name = opts.name ?? parseGroupName('--name')(basename(backing).replace(/[^A-Za-z0-9._-]/g, '_') || 'root');
   const t: Target = { group, name, backing, mountpoint, stateDir: resolve(opts.state ?? defaultStateDir(group, opts.group !== undefined)) };
-  const mounted = findMount(mountpoint);
-  if (mounted && !(await isStale(mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${mountpoint} is already a mount point (${mounted.fstype})`);
+  await refuseUnworkable(t);
   if (await joinRunning(t, opts)) return;
-  mkdirSync(t.stateDir, { recursive: true, mode: 0o700 });
+  makeDirs(t.stateDir, 0o700);
   if (opts.foreground) return serve(t, opts);
   try {
     await startDetached(t, opts);
@@ -99,10 +106,26 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   }
 }
 
+/** Mount points and backing dirs that cannot work, refused before any daemon starts (src/fs/mount-checks.ts). */
+async function refuseUnworkable(t: Target): Promise<void> {
+  const backing = realPath(t.backing);
+  const mountpoint = realPath(t.mountpoint);
+  checkNoLoop(backing, mountpoint);
+  const mounted = findMount(t.mountpoint);
+  if (mounted && !(await isStale(t.mountpoint))) throw new EpochfsError('EMOUNTBUSY', `${t.mountpoint} is already a mount point (${mounted.fstype})`);
+  const groupMounts = listDaemons().filter((e) => e.group === t.group);
+  checkNotOnOwnMount(backing, t.group, (m) => groupMounts.some((e) => realPath(e.mountpoint) === m));
+  checkNotInOwnBacking(mountpoint, t.group, groupMounts.map((e) => realPath(e.backing)));
+  checkEmptyMountpoint(t.mountpoint);
+  const holder = await backingHolder(t.backing);
+  if (holder) throw busyError(holder);
+}
+
 /** Mounts into the group's running daemon, if there is one. */
 async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
   const entry = lookupGroup(t.group);
   if (!entry || !isAlive(entry.pid)) return false;
+  if (!(await answers(entry.socket))) return false; // killed, not yet reaped: a new daemon replaces it
   if (opts.state && resolve(opts.state) !== entry.stateDir) {
     throw new UsageError(`group ${t.group} is running with state dir ${entry.stateDir}, not ${resolve(opts.state)}`);
   }
@@ -112,6 +135,18 @@ async function joinRunning(t: Target, opts: MountCliOptions): Promise<boolean> {
   const reply = await askDaemon(entry.socket, { op: 'attach', name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout, groupVolumes: opts.groupVolumes });
   if (!reply.ok) throw new EpochfsError((reply.code as ErrorCode | undefined) ?? 'EDAEMON', reply.error);
   return true;
+}
+
+/** The control socket has a listener (a killed daemon's socket file refuses connections). */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((res) => {
+    const conn = createConnection(socket);
+    conn.on('connect', () => {
+      conn.destroy();
+      res(true);
+    });
+    conn.on('error', () => res(false));
+  });
 }
 
 /** Starts this same command with --foreground as a detached daemon and waits for it to be ready. */
@@ -125,19 +160,36 @@ async function startDetached(t: Target, opts: MountCliOptions): Promise<void> {
   if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
   if (opts.groupVolumes) args.push('--group-volumes', opts.groupVolumes.join(','));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
-  const outcome = await new Promise<{ ready: boolean; code: number }>((res) => {
-    child.on('message', (m) => m === READY && res({ ready: true, code: 0 }));
-    child.on('exit', (code) => res({ ready: false, code: code ?? 1 }));
+  const outcome = await new Promise<{ ready: boolean; code: number; failure?: DaemonFailure }>((res) => {
+    let failure: DaemonFailure | undefined;
+    child.on('message', (m: unknown) => {
+      if (m === READY) res({ ready: true, code: 0 });
+      else if (isDaemonFailure(m)) failure = m; // its exit follows
+    });
+    child.on('exit', (code) => res({ ready: false, code: code ?? 1, failure }));
   });
   if (outcome.ready) {
     child.disconnect();
     child.unref();
     return;
   }
-  const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
-  const message = tail.replace(/^.*?epochfs: /, '') || `daemon exited with status ${outcome.code} (see ${logPath})`;
-  const code: ErrorCode = /state dir .* is in use/.test(message) ? 'ESTATEBUSY' : 'EDAEMON';
-  throw Object.assign(new EpochfsError(code, message), { exitCode: outcome.code || 1 });
+  if (outcome.failure) {
+    const f = outcome.failure;
+    throw Object.assign(new EpochfsError((f.code as ErrorCode) ?? 'EDAEMON', f.error), { exitCode: f.exitCode });
+  }
+  // It died without a word (a signal, a native crash): its log says why.
+  throw new EpochfsError('EDAEMON', `daemon exited with status ${outcome.code} before the mount was ready (see ${logPath})`);
+}
+
+/** What a daemon that failed before it was ready reports over IPC (src/cli/main.ts, fail). */
+interface DaemonFailure {
+  error: string;
+  code: string;
+  exitCode: number;
+}
+
+function isDaemonFailure(m: unknown): m is DaemonFailure {
+  return typeof m === 'object' && m !== null && typeof (m as DaemonFailure).error === 'string' && typeof (m as DaemonFailure).exitCode === 'number';
 }
 
 function stamp(msg: string): void {

@@ -20,14 +20,21 @@ export function parseSeq(name: string) {
   };
 }
 
-/** A duration: 500ms, 30s, 5m, 1h (a bare number is seconds); returns milliseconds. */
+/**
+ * Node's timers cannot wait longer than 2^31-1 ms (~24.8 days): a longer delay fires at once, which
+ * would take an epoch after every change. Longer durations are refused, not silently shortened.
+ */
+const MAX_DURATION_MS = 24 * 86_400_000;
+
+/** A duration: 500ms, 30s, 5m, 1h, 2d (a bare number is seconds), at most 24 days; returns milliseconds. */
 export function parseDuration(name: string) {
   return (value: string): number => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-    if (!m) throw new UsageError(`${name} must be a duration like 500ms, 30s, 5m or 1h, got '${value}'`);
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+    if (!m) throw new UsageError(`${name} must be a duration like 500ms, 30s, 5m, 1h or 2d, got '${value}'`);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
     const ms = Number(m[1]) * unit;
     if (ms < 10) throw new UsageError(`${name} must be at least 10ms, got '${value}'`);
+    if (ms > MAX_DURATION_MS) throw new UsageError(`${name} must be at most 24d (Node's timers cannot wait longer), got '${value}'`);
     return ms;
   };
 }

@@ -1,5 +1,5 @@
 // Options every store command shares: --store and the passphrase.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LocalBackend } from '../store/backends/local.js';
@@ -18,8 +18,14 @@ export function withStoreOptions(cmd: Command): Command {
     .option('--passphrase-file <file>', 'read the passphrase from the first line of this file (else EPOCHFS_PASSPHRASE)');
 }
 
-export async function openStore(opts: StoreCliOptions): Promise<Repository> {
-  const dir = resolve(opts.store);
+/** The store's directory: it must be one (checked before a daemon starts, too). */
+export function storeDir(store: string): string {
+  const dir = resolve(store);
   if (!existsSync(dir)) throw new EpochfsError('ENOSTORE', `no epochfs store at ${dir}`);
-  return Repository.open(new LocalBackend(dir), readPassphrase(opts));
+  if (!statSync(dir).isDirectory()) throw new EpochfsError('EPATHTYPE', `${dir}: not a directory (--store names a store's directory)`);
+  return dir;
+}
+
+export async function openStore(opts: StoreCliOptions): Promise<Repository> {
+  return Repository.open(new LocalBackend(storeDir(opts.store)), readPassphrase(opts));
 }

@@ -4,6 +4,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { EpochfsError } from '../util/errors.js';
+import { findMount, isStale } from './mounts.js';
 
 export interface DaemonEntry {
   pid: number;
@@ -40,12 +42,46 @@ export function registerDaemon(entry: DaemonEntry): void {
   renameSync(`${path}.tmp`, path);
 }
 
-export function lookupDaemon(mountpoint: string): DaemonEntry | undefined {
+function readEntry<T>(path: string): T | undefined {
   try {
-    return JSON.parse(readFileSync(entryPath(mountpoint), 'utf8')) as DaemonEntry;
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
-    return undefined;
+    return undefined; // none, or removed meanwhile
   }
+}
+
+/** Every entry of a registry folder ('mounts' or 'groups') whose daemon is alive. */
+function liveEntries<T extends { pid: number }>(folder: 'mounts' | 'groups'): T[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(runDir(), folder)).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return names.map((n) => readEntry<T>(join(runDir(), folder, n))).filter((e): e is T => !!e && isAlive(e.pid));
+}
+
+export function lookupDaemon(mountpoint: string): DaemonEntry | undefined {
+  return readEntry<DaemonEntry>(entryPath(mountpoint));
+}
+
+/** Every registered mount whose daemon is alive. */
+export function listDaemons(): DaemonEntry[] {
+  return liveEntries<DaemonEntry>('mounts');
+}
+
+/**
+ * The live daemon serving a mount point. A mount whose daemon is gone (killed: the kernel answers
+ * "Transport endpoint is not connected") is named stale, not "not an epochfs mount".
+ */
+export async function servingDaemon(mountpoint: string): Promise<DaemonEntry> {
+  const entry = lookupDaemon(mountpoint);
+  if (entry && isRunning(entry.pid)) return entry;
+  if (findMount(mountpoint)?.fstype === 'fuse.epochfs' && (await isStale(mountpoint))) {
+    const daemon = entry ? `its daemon (pid ${entry.pid})` : 'its daemon';
+    throw new EpochfsError('EMOUNTSTALE', `${mountpoint}: the mount is stale: ${daemon} is gone; run epochfs umount ${mountpoint} (or mount it again)`);
+  }
+  throw new EpochfsError('ENOTMOUNTED', `${mountpoint} is not an epochfs mount served here`);
 }
 
 export function unregisterDaemon(mountpoint: string, pid = process.pid): void {
@@ -59,6 +95,18 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Alive and not a zombie: a killed daemon that its parent has not reaped yet serves nothing. */
+export function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ...", and comm may hold spaces and parentheses
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false; // gone between the two looks
   }
 }
 
@@ -78,11 +126,7 @@ export function registerGroup(entry: GroupEntry): void {
 }
 
 export function lookupGroup(group: string): GroupEntry | undefined {
-  try {
-    return JSON.parse(readFileSync(groupPath(group, 'json'), 'utf8')) as GroupEntry;
-  } catch {
-    return undefined;
-  }
+  return readEntry<GroupEntry>(groupPath(group, 'json'));
 }
 
 export function unregisterGroup(group: string, pid = process.pid): void {
@@ -92,11 +136,5 @@ export function unregisterGroup(group: string, pid = process.pid): void {
 
 /** Every registered group whose daemon is alive. */
 export function listGroups(): GroupEntry[] {
-  let names: string[];
-  try {
-    names = readdirSync(join(runDir(), 'groups')).filter((n) => n.endsWith('.json'));
-  } catch {
-    return [];
-  }
-  return names.map((n) => lookupGroup(n.slice(0, -5))).filter((e): e is GroupEntry => !!e && isAlive(e.pid));
+  return liveEntries<GroupEntry>('groups');
 }

@@ -3,7 +3,7 @@
 import { createServer, createConnection, type Server } from 'node:net';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { EpochfsError } from '../util/errors.js';
+import { EpochfsError, toUserError } from '../util/errors.js';
 
 export interface AttachRequest {
   op: 'attach';
@@ -39,7 +39,10 @@ export function serveControl(path: string, handle: ControlHandler): Server {
         }
         handle(req).then(
           (reply) => conn.write(`${JSON.stringify(reply)}\n`),
-          (err) => conn.write(`${JSON.stringify({ ok: false, error: (err as Error).message, code: (err as EpochfsError).code })}\n`),
+          (err) => {
+            const e = toUserError(err); // one line, as the mount command that asked will print it
+            conn.write(`${JSON.stringify({ ok: false, error: e.message, code: e.code })}\n`);
+          },
         );
       }
     });

@@ -6,6 +6,7 @@ import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
+import { BackingLock } from '../fs/backing-lock.js';
 import { registerDaemon, registerGroup, unregisterDaemon, unregisterGroup, groupSocketPath } from '../fs/registry.js';
 import { Journal } from '../journal/journal.js';
 import { applyPathRecord } from '../journal/apply.js';
@@ -42,6 +43,8 @@ function copyTree(from: string, to: string): Promise<void> {
 
 export class GroupDaemon {
   private readonly volumes = new Map<string, Volume>();
+  /** each attached volume's hold on its backing dir (one daemon per backing dir) */
+  private readonly locks = new Map<string, BackingLock>();
   /** names and mount points of attaches under way: checked and taken in one synchronous turn */
   private readonly reserved = new Set<string>();
   /** volumes whose .fuse_hidden leftovers were removed since an unclean start */
@@ -136,7 +139,9 @@ export class GroupDaemon {
     }
     this.reserved.add(nameKey).add(mountKey);
     let volume: Volume;
+    let lock: BackingLock | undefined;
     try {
+      lock = await BackingLock.take({ backing: req.backing, mountpoint: req.mountpoint, group: this.group, name: req.name, pid: process.pid });
       if (req.groupVolumes?.some((n) => !this.declared.has(n))) {
         for (const n of req.groupVolumes) this.declared.add(n);
         await saveGroupVolumes(this.journal, this.declared);
@@ -147,12 +152,16 @@ export class GroupDaemon {
         cleanHidden: this.unclean && !this.cleaned.has(req.name), log: this.opts.log,
         beforeServe: this.shipper ? () => this.stageBase(req.name, req.backing) : undefined,
       });
+    } catch (err) {
+      lock?.release();
+      throw err;
     } finally {
       this.reserved.delete(nameKey);
       this.reserved.delete(mountKey);
     }
     this.cleaned.add(req.name);
     this.volumes.set(req.name, volume);
+    this.locks.set(req.name, lock!);
     registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
     this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
     void volume.whenExited().then(() => this.detach(req.name));
@@ -181,6 +190,8 @@ export class GroupDaemon {
     this.journal?.append({ op: 'umount', t: nowNs(), vol: name });
     volume.close();
     this.volumes.delete(name);
+    this.locks.get(name)?.release();
+    this.locks.delete(name);
     // `epochfs umount` returns once the entry is gone: the volume's last state must be stored first.
     await last?.catch((err) => this.opts.log(`last epoch of ${name} failed: ${err.message}`));
     this.opts.log(`unmounted ${volume.opts.mountpoint} (${name})`);

@@ -1,5 +1,7 @@
 // Typed errors. Every error the CLI can show carries a stable code and the exit status it maps to;
 // both are part of the interface (docs/ARCHITECTURE.md, "Exit codes").
+import { lstatSync } from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
 
 export const ExitCode = {
   ok: 0,
@@ -34,7 +36,16 @@ export type ErrorCode =
   | 'EVOLUMEEXISTS'
   | 'ERESTORETARGET'
   // issue 7: groups
-  | 'ENOVOLUME';
+  | 'ENOVOLUME'
+  // issue 7: mount validation
+  | 'EMOUNTLOOP'
+  | 'EMOUNTNOTEMPTY'
+  | 'EBACKINGBUSY'
+  | 'EMOUNTSTALE'
+  | 'EPATHNOTFOUND'
+  | 'EPATHTYPE'
+  | 'EPATHINUSE'
+  | 'EPATHIO';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -60,6 +71,15 @@ const exitFor: Record<ErrorCode, number> = {
   ERESTORETARGET: ExitCode.busy,
   // issue 7: groups
   ENOVOLUME: ExitCode.notFound, // a volume an epoch or a group does not have
+  // issue 7: mount validation
+  EMOUNTLOOP: ExitCode.usage,
+  EMOUNTNOTEMPTY: ExitCode.usage,
+  EBACKINGBUSY: ExitCode.busy,
+  EMOUNTSTALE: ExitCode.notFound,
+  EPATHNOTFOUND: ExitCode.notFound,
+  EPATHTYPE: ExitCode.usage,
+  EPATHINUSE: ExitCode.busy,
+  EPATHIO: ExitCode.failure,
 };
 
 export class EpochfsError extends Error {
@@ -93,4 +113,71 @@ export function errnoOf(err: unknown): number {
   const e = err as NodeJS.ErrnoException | undefined;
   if (e && typeof e.errno === 'number') return e.errno;
   return -5; // EIO
+}
+
+// issue 7: mount validation — a Node system error (ENOTDIR, EACCES, EROFS, ENOSPC, ...) is a user's
+// mistake or the machine's state, not a bug: it becomes one line naming the path and the reason.
+const SYSTEM_ERROR_CODES: { [errno: string]: ErrorCode } = {
+  ENOENT: 'EPATHNOTFOUND',
+  ENOTDIR: 'EPATHTYPE',
+  EISDIR: 'EPATHTYPE',
+  ELOOP: 'EPATHTYPE',
+  ENAMETOOLONG: 'EPATHTYPE',
+  EEXIST: 'EPATHINUSE',
+  ENOTEMPTY: 'EPATHINUSE',
+  EBUSY: 'EPATHINUSE',
+  ETXTBSY: 'EPATHINUSE',
+};
+
+function isDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function systemErrorIn(err: unknown): NodeJS.ErrnoException | undefined {
+  // LevelDB and other libraries wrap the system error they hit: look along the cause chain.
+  for (let e = err as (NodeJS.ErrnoException & { cause?: unknown }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.syscall !== 'string') continue;
+    if (typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) return e;
+    // src/native/sys.ts's errors carry only the negative errno
+    if (typeof e.errno === 'number' && getSystemErrorMap().has(e.errno)) return Object.assign(e, { code: getSystemErrorMap().get(e.errno)![0] });
+  }
+  return undefined;
+}
+
+/** "ENOSPC: no space left on device, write" -> "no space left on device" */
+function reasonOf(e: NodeJS.ErrnoException): string {
+  const m = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message);
+  if (m) return m[1];
+  return (typeof e.errno === 'number' && getSystemErrorMap().get(e.errno)?.[1]) || e.code!;
+}
+
+/**
+ * The error as the user sees it: an EpochfsError as it is, a system error as `<path>: <reason>`
+ * with an exit code for its kind; anything else is a bug, reported as an operation that failed.
+ */
+export function toUserError(err: unknown): EpochfsError {
+  if (err instanceof EpochfsError) return err;
+  const sys = systemErrorIn(err);
+  if (sys) {
+    const where = sys.path ?? sys.syscall;
+    if (sys.code === 'EEXIST' && sys.syscall === 'mkdir' && sys.path && !isDirectory(sys.path)) {
+      return new EpochfsError('EPATHTYPE', `${where}: not a directory`, { cause: err }); // mkdir -p over a file
+    }
+    return new EpochfsError(SYSTEM_ERROR_CODES[sys.code!] ?? 'EPATHIO', `${where}: ${reasonOf(sys)}`, { cause: err });
+  }
+  const message = (err as Error | undefined)?.message ?? String(err);
+  return new EpochfsError('EDAEMON', message.split('\n')[0] || 'unexpected error', { cause: err });
+}
+
+/** A system error about a path it does not name (write, fsync on an fd), now naming `path`. */
+export function atPath(err: unknown, path: string, replacingPrefix?: string): unknown {
+  const sys = systemErrorIn(err);
+  if (!sys) return err;
+  if (sys.path === undefined) sys.path = path;
+  else if (replacingPrefix !== undefined && sys.path.startsWith(replacingPrefix)) sys.path = path + sys.path.slice(replacingPrefix.length);
+  return err;
 }

@@ -66,9 +66,9 @@ describe('bad input', () => {
     expect([r1.code, r1.stderr]).toEqual([4, expect.stringMatching(/is already a mount point/)]);
     const mnt2 = join(v.dir, 'mnt2');
     mkdirSync(mnt2);
-    // the same backing dir again: its group already has a volume of that name
+    // the same backing dir again: it is served already
     const r2 = await epochfs(['mount', v.backing, mnt2, '--state', v.state], { env: TEST_ENV });
-    expect([r2.code, r2.stderr]).toEqual([4, expect.stringMatching(/already has a volume named backing/)]);
+    expect([r2.code, r2.stderr]).toEqual([4, expect.stringMatching(/the backing dir is already served at/)]);
     // another group on a state dir in use
     const other = join(v.dir, 'other-backing');
     mkdirSync(other);

@@ -40,3 +40,29 @@ export function unmountAll(root = TEST_ROOT): void {
     }
   }
 }
+
+/**
+ * SIGKILLs, by pid, every process whose command line names `path` (a test's own temp dir): the
+ * daemon of a mount that should have been refused, should it have started anyway.
+ */
+export function killProcessesNaming(path: string): number[] {
+  const killed: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone
+    }
+    if (!args.some((a) => a === path || a.startsWith(`${path}/`))) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return killed;
+}

@@ -4,12 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { chownSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync, readFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { LocalBackend } from '../../src/store/backends/local.js';
-import { BlobStore } from '../../src/store/blobs.js';
-import { writeEpoch } from '../../src/store/epochs.js';
-import { Repository } from '../../src/store/repository.js';
-import { snapshotDirectory } from '../../src/store/snapshot.js';
 import { epochfs } from '../helpers/cli.js';
+import { backupDir as backupTo } from '../helpers/store.js';
 import { tempDir } from '../helpers/env.js';
 import { diffTrees, snapshot as treeState } from '../helpers/tree.js';
 
@@ -42,16 +38,8 @@ function richTree(root: string): void {
   execFileSync('touch', ['-d', '@1500000000.5', join(root, 'dir/sub'), join(root, 'dir'), root]);
 }
 
-async function backupDir(storeDir: string, dir: string, name: string, parent: string | null = null): Promise<{ id: string; bytesAdded: number }> {
-  const repo = await Repository.open(new LocalBackend(storeDir), Buffer.from(PASS));
-  const blobs = await BlobStore.load(repo);
-  const snap = await snapshotDirectory(blobs, dir, repo.config.chunkSize);
-  await blobs.flush();
-  const record = {
-    time: new Date().toISOString(), group: name, seq: 0, parent, bytesAdded: blobs.bytesAdded,
-    volumes: [{ name, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes }],
-  };
-  return { id: await writeEpoch(repo, record), bytesAdded: blobs.bytesAdded };
+function backupDir(storeDir: string, dir: string, name: string, parent: string | null = null): Promise<{ id: string; bytesAdded: number }> {
+  return backupTo(storeDir, dir, name, PASS, parent);
 }
 
 describe('store: backup, restore, verify', () => {

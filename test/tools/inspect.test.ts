@@ -1,6 +1,7 @@
 // epochfs-inspect journal: counts by operation, seq range, unclean stops; missing state exits 3.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Journal } from '../../src/journal/journal.js';
 import { ROOT } from '../helpers/cli.js';
@@ -30,6 +31,11 @@ describe('epochfs-inspect journal', () => {
     expect(s.byOp.write).toEqual({ records: 2, payloadBytes: 1024 });
     const text = await inspect(['journal', '--state', state]);
     expect(text.stdout).toMatch(/records\s+4 \(seq 1 \.\. 4\)/);
+  });
+
+  it('--version prints the version epochfs prints', async () => {
+    const r = await inspect(['--version']);
+    expect([r.code, r.stdout.trim()]).toEqual([0, JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version]);
   });
 
   it('exits 3 for a state dir without a journal', async () => {
