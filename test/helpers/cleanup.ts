@@ -13,6 +13,16 @@ function mountsUnder(root: string): string[] {
     .reverse();
 }
 
+/** Does process `pid` still name the test root on its command line? Pids are recycled within minutes
+ *  on a busy machine: a registry entry left by a killed run may name another run's daemon by now. */
+function namesTestRoot(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.startsWith(`${TEST_ROOT}/`));
+  } catch {
+    return false; // gone
+  }
+}
+
 export function killDaemons(): void {
   let names: string[] = [];
   try {
@@ -23,7 +33,7 @@ export function killDaemons(): void {
   for (const name of names) {
     try {
       const { pid } = JSON.parse(readFileSync(join(RUN_DIR, 'mounts', name), 'utf8')) as { pid: number };
-      process.kill(pid, 'SIGKILL');
+      if (namesTestRoot(pid)) process.kill(pid, 'SIGKILL');
     } catch {
       // gone already
     }
