@@ -25,10 +25,10 @@ static napi_value make_int(napi_env env, int64_t v) {
 
 // A path or name argument: a string (bytes as native/bytename.h maps them) into buf, NUL-terminated.
 static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
-  uint16_t units[PATH_BYTES];
+  uint16_t units[PATH_BYTES + 1]; // one more than a path may have: a longer string shows as n == PATH_BYTES
   size_t n;
-  if (napi_get_value_string_utf16(env, v, (char16_t *) units, PATH_BYTES, &n) != napi_ok) return -EINVAL;
-  if (n + 1 >= PATH_BYTES) return -ENAMETOOLONG;
+  if (napi_get_value_string_utf16(env, v, (char16_t *) units, PATH_BYTES + 1, &n) != napi_ok) return -EINVAL;
+  if (n >= PATH_BYTES) return -ENAMETOOLONG;
   char bytes[3 * PATH_BYTES];
   long len = bytename_encode(units, n, bytes);
   if (len < 0) return (int) len;

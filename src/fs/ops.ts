@@ -12,7 +12,7 @@
 import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
 import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
 import { UTIME_NOW, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
-import { applyPathRecord, createFile, ownerGid, stampTimes, writeAt } from '../journal/apply.js';
+import { CWD, applyPathRecord, createFile, ownerGid, stampTimes, under, writeAt } from '../journal/apply.js';
 import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
@@ -35,6 +35,36 @@ interface OpenFile {
   sync: boolean;
 }
 
+/** The directory the process is in, as serveInRoot last set it. */
+let currentDir: string | undefined;
+
+/**
+ * Every handler runs with the process in its volume's backing dir and uses paths relative to it
+ * (apply.ts, `under(CWD, …)`): with absolute paths, `<backing dir><path>` would cut the longest path
+ * a caller can use by the backing dir's length (pjdfstest's PATH_MAX tests). One chdir per switch
+ * between volumes of a group, on the serving thread, where every operation runs to completion
+ * before the next begins; nothing else in the daemon uses relative paths.
+ */
+function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<FuseOps> {
+  const wrapped: { [op: string]: unknown } = {};
+  for (const [op, handler] of Object.entries(handlers)) {
+    wrapped[op] = (...args: unknown[]) => {
+      const dir = root();
+      if (currentDir !== dir) {
+        try {
+          process.chdir(dir);
+        } catch (err) {
+          currentDir = undefined;
+          return (args[args.length - 1] as Cb)(fuseErrno(err)); // the backing dir is gone
+        }
+        currentDir = dir;
+      }
+      return (handler as (...a: unknown[]) => unknown)(...args);
+    };
+  }
+  return wrapped as Partial<FuseOps>;
+}
+
 export class VolumeOps {
   private readonly files = new Map<number, OpenFile>();
 
@@ -46,9 +76,10 @@ export class VolumeOps {
     private readonly vol: string,
   ) {}
 
-  /** The backing path of a volume path, as Node's fs takes it (names are bytes: src/native/names.ts). */
+  /** The backing path of a volume path, relative to the backing dir (see serveInRoot), as Node's fs
+   *  takes it (names are bytes: src/native/names.ts). */
   private abs(path: string): string | Buffer {
-    return fsPath(path === '/' ? this.root : this.root + path);
+    return fsPath(under(CWD, path));
   }
 
   /**
@@ -82,17 +113,17 @@ export class VolumeOps {
   private pathOp(cb: Cb, makeRecord: () => NewRecord): void {
     this.guarded(cb, () => {
       const rec = makeRecord();
-      return this.mutate(rec, () => applyPathRecord(this.root, rec as Record));
+      return this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
     });
   }
 
   private newNodeOwner(path: string): { uid: number; gid: number } {
     const ctx = Fuse.context();
     const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-    return { uid: ctx.uid, gid: ownerGid(this.root + (parent === '/' ? '' : parent), ctx.gid) };
+    return { uid: ctx.uid, gid: ownerGid(under(CWD, parent), ctx.gid) };
   }
 
-  readonly handlers: Partial<FuseOps> = {
+  readonly handlers: Partial<FuseOps> = serveInRoot(() => this.root, {
     init: (cb) => cb(0),
     open: (path, flags, cb) => {
       try {
@@ -111,7 +142,7 @@ export class VolumeOps {
         () => {
           const rec: NewRecord = { op: 'create', t: nowNs(), path, mode, ...this.newNodeOwner(path) };
           return this.mutate(rec, () => {
-            fd = createFile(this.root, rec, C.O_RDWR);
+            fd = createFile(CWD, rec, C.O_RDWR);
           });
         },
       );
@@ -125,12 +156,12 @@ export class VolumeOps {
         seq = this.mutate(rec, () => {
           written = writeAt(fd, rec);
           if (written !== len) throw new ShortWrite();
-          stampTimes(this.root, rec, fd);
+          stampTimes(CWD, rec, fd);
         });
         // A short write (a full backing disk) took effect in part: journal the part that did.
         if (seq < 0 && written > 0) {
           const part = { ...rec, data: rec.data.subarray(0, written) };
-          seq = this.mutate(part, () => stampTimes(this.root, part, fd));
+          seq = this.mutate(part, () => stampTimes(CWD, part, fd));
         }
       } catch (err) {
         seq = fuseErrno(err);
@@ -174,7 +205,7 @@ export class VolumeOps {
       const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size };
       this.guarded(cb, () => this.mutate(rec, () => {
         ftruncateSync(fd, size);
-        stampTimes(this.root, rec, fd);
+        stampTimes(CWD, rec, fd);
       }));
     },
 
@@ -206,8 +237,7 @@ export class VolumeOps {
       this.pathOp(cb, () => ({ op: 'setxattr', t: nowNs(), path, name, flags, value })),
 
     removexattr: (path, name, cb) => this.pathOp(cb, () => ({ op: 'removexattr', t: nowNs(), path, name })),
-
-  };
+  });
 
   private isSymlink(path: string): boolean {
     try {

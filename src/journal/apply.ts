@@ -22,6 +22,20 @@ function parentOf(abs: string, root: string): string {
   return p.length < root.length ? root : p;
 }
 
+/** The root that stands for the current directory: see `under`. */
+export const CWD = '';
+
+/**
+ * Where volume path `path` ('/' or '/a/b') is under `root`. With root CWD the result is relative
+ * to the current directory, which the daemon keeps at the backing dir while it serves an operation
+ * (src/fs/ops.ts): a caller may then use paths of up to PATH_MAX - 1 bytes below the mount point,
+ * as on the backing fs itself, instead of PATH_MAX minus the length of the backing dir's path.
+ */
+export function under(root: string, path: string): string {
+  if (root !== CWD) return root + path;
+  return path === '/' ? '.' : path.slice(1);
+}
+
 /** The gid a new node gets: its parent's when the parent is setgid (as the kernel does), else the caller's. */
 export function ownerGid(parentAbs: string, callerGid: number): number {
   const st = lstatSync(fsPath(parentAbs));
@@ -31,7 +45,7 @@ export function ownerGid(parentAbs: string, callerGid: number): number {
 /** Sets the mtime of the inodes a record changes to the record's time (atime too, for new nodes). */
 export function stampTimes(root: string, rec: NewRecord, fd?: number): void {
   const t = nsToTimeSpec(rec.t);
-  const abs = root + ('path' in rec ? rec.path : '');
+  const abs = 'path' in rec ? under(root, rec.path) : root;
   switch (rec.op) {
     case 'write':
     case 'truncate':
@@ -51,11 +65,11 @@ export function stampTimes(root: string, rec: NewRecord, fd?: number): void {
       setTimes(parentOf(abs, root), OMIT, t);
       return;
     case 'link':
-      setTimes(parentOf(root + rec.dest, root), OMIT, t);
+      setTimes(parentOf(under(root, rec.dest), root), OMIT, t);
       return;
     case 'rename':
       setTimes(parentOf(abs, root), OMIT, t);
-      setTimes(parentOf(root + rec.dest, root), OMIT, t);
+      setTimes(parentOf(under(root, rec.dest), root), OMIT, t);
       return;
     default:
       return;
@@ -73,7 +87,7 @@ function setOwner(abs: string, rec: { uid: number; gid: number; mode?: number },
 
 /** Creates the regular file of a `create` record and returns its open fd (opened with `flags`). */
 export function createFile(root: string, rec: Extract<NewRecord, { op: 'create' }>, flags: number): number {
-  const abs = root + rec.path;
+  const abs = under(root, rec.path);
   const fd = openSync(fsPath(abs), flags | C.O_CREAT | C.O_EXCL, rec.mode & 0o7777);
   try {
     setOwner(abs, rec, fd);
@@ -118,7 +132,7 @@ function isErr(err: unknown, ...codes: string[]): boolean {
  * record of an unclean stop, which may or may not have reached the tree.
  */
 export function applyPathRecord(root: string, rec: NewRecord, redo = false): void {
-  const abs = 'path' in rec ? root + rec.path : root;
+  const abs = 'path' in rec ? under(root, rec.path) : root;
   try {
     applyOnce(root, abs, rec);
   } catch (err) {
@@ -156,13 +170,13 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
       symlinkSync(fsPath(rec.target), fsPath(abs));
       return undoOnError(() => lchownSync(fsPath(abs), rec.uid, rec.gid), () => unlinkSync(fsPath(abs)));
     case 'link':
-      return linkSync(fsPath(abs), fsPath(root + rec.dest));
+      return linkSync(fsPath(abs), fsPath(under(root, rec.dest)));
     case 'unlink':
       return unlinkSync(fsPath(abs));
     case 'rmdir':
       return rmdirSync(fsPath(abs));
     case 'rename':
-      return renameSync(fsPath(abs), fsPath(root + rec.dest));
+      return renameSync(fsPath(abs), fsPath(under(root, rec.dest)));
     case 'chmod':
       return chmodSync(fsPath(abs), rec.mode & 0o7777);
     case 'chown':
@@ -197,7 +211,7 @@ function alreadyApplied(root: string, abs: string, rec: NewRecord, err: unknown)
     case 'rmdir':
       return isErr(err, 'ENOENT');
     case 'rename':
-      return isErr(err, 'ENOENT') && exists(root + rec.dest);
+      return isErr(err, 'ENOENT') && exists(under(root, rec.dest));
     case 'removexattr':
       return (err as NodeJS.ErrnoException).errno === -61; // ENODATA
     case 'setxattr':
