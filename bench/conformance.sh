@@ -93,15 +93,14 @@ mnt_of() { echo "$WORK/$1/mnt"; }
 state_of() { echo "$WORK/$1/state"; }
 
 mount_target() {
-  local t=$1 b m s i
+  local t=$1 b m s
   b=$(backing_of "$t"); m=$(mnt_of "$t"); s=$(state_of "$t")
   rm -rf "${WORK:?}/$t"
   mkdir -p "$b" "$m" "$s"
   case $t in
     bindfs)
-      bindfs -f "$b" "$m" >>"$WORK/bindfs.log" 2>&1 &
-      MOUNTED[$t]=$!
-      for ((i = 0; i < 100; i++)); do is_mounted "$m" && return 0; kill -0 "${MOUNTED[$t]}" 2>/dev/null || break; sleep 0.1; done
+      start_bindfs "$WORK/bindfs.log" "$m" "$b" && { MOUNTED[$t]=$BINDFS_PID; return 0; }
+      MOUNTED[$t]=$BINDFS_PID
       die "bindfs did not mount $m (see $WORK/bindfs.log)"
       ;;
     epochfs | epochfs-store)
@@ -125,17 +124,11 @@ umount_target() {
   [[ -n $pid ]] || return 0
   case $t in
     bindfs)
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-      wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
+      stop_bindfs "$m" "$pid"
       ;;
     epochfs | epochfs-store)
       if [[ $pid == starting && -f $(state_of "$t")/daemon.pid ]]; then pid=$(cat "$(state_of "$t")/daemon.pid"); fi
-      if ! timeout 180 node "$CLI" umount "$m" 2>>"$WORK/umount.log"; then
-        log "epochfs umount $m failed; lazy unmount and kill $pid"
-        umount -l "$m" 2>/dev/null || true
-        if [[ $pid =~ ^[0-9]+$ ]]; then kill "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true; fi
-      fi
+      stop_epochfs "$CLI" "$m" "$pid" "$WORK/umount.log"
       ;;
   esac
   unset "MOUNTED[$t]"

@@ -94,10 +94,8 @@ mount_target() {
   case $t in
     native) return 0 ;;
     bindfs)
-      bindfs -f "${BINDFS_OPTS[@]}" "$b" "$m" >>"$WORK/bindfs.log" 2>&1 &
-      MOUNTED[$t]=$!
-      local i
-      for ((i = 0; i < 100; i++)); do is_mounted "$m" && return 0; kill -0 "${MOUNTED[$t]}" 2>/dev/null || break; sleep 0.1; done
+      start_bindfs "$WORK/bindfs.log" "$m" "$b" "${BINDFS_OPTS[@]}" && { MOUNTED[$t]=$BINDFS_PID; return 0; }
+      MOUNTED[$t]=$BINDFS_PID
       die "bindfs did not mount $m (see $WORK/bindfs.log)"
       ;;
     epochfs | epochfs-nj)
@@ -118,17 +116,11 @@ umount_target() {
   [[ -n $pid ]] || return 0
   case $t in
     bindfs)
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-      wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
+      stop_bindfs "$m" "$pid"
       ;;
     epochfs | epochfs-nj)
       if [[ $pid == starting && -f $(state_of "$t")/daemon.pid ]]; then pid=$(cat "$(state_of "$t")/daemon.pid"); fi
-      if ! timeout 180 node "$CLI" umount "$m" 2>>"$WORK/umount.log"; then
-        log "epochfs umount $m failed; lazy unmount and kill $pid"
-        umount -l "$m" 2>/dev/null || true
-        if [[ $pid =~ ^[0-9]+$ ]]; then kill "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true; fi
-      fi
+      stop_epochfs "$CLI" "$m" "$pid" "$WORK/umount.log"
       ;;
   esac
   unset "MOUNTED[$t]"

@@ -15,3 +15,35 @@ build_id() { # root
   cat "$1"/dist/src/*/*.js "$1"/native/build/Release/*.node "$1"/node_modules/fuse-native/build/Release/*.node 2>/dev/null |
     sha1sum | cut -c1-12
 }
+
+# Runs bindfs in the foreground as a background child of this shell (its pid in BINDFS_PID), its
+# output appended to $1, and waits until $2 is mounted; fails if it never mounts.
+start_bindfs() { # log mnt src [options...]
+  local logf=$1 m=$2 src=$3 i
+  shift 3
+  bindfs -f "$@" "$src" "$m" >>"$logf" 2>&1 &
+  BINDFS_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    is_mounted "$m" && return 0
+    kill -0 "$BINDFS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  return 1
+}
+
+# Unmounts bindfs at $1, lazily if it is busy, and reaps its daemon $2 (killed if it lingers).
+stop_bindfs() { # mnt pid
+  umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
+  wait_gone "$2" 10 || kill -9 "$2" 2>/dev/null || true
+  wait "$2" 2>/dev/null || true
+}
+
+# `epochfs umount` of $2 (CLI $1, its stderr appended to $4); if that fails, a lazy unmount and the
+# daemon $3 killed by its pid (when it is one).
+stop_epochfs() { # cli mnt pid errlog
+  if ! timeout 180 node "$1" umount "$2" 2>>"$4"; then
+    printf '%s epochfs umount %s failed; lazy unmount and kill %s\n' "$(date +%H:%M:%S)" "$2" "$3" >&2
+    umount -l "$2" 2>/dev/null || true
+    if [[ $3 =~ ^[0-9]+$ ]]; then kill "$3" 2>/dev/null || true; wait_gone "$3" 10 || kill -9 "$3" 2>/dev/null || true; fi
+  fi
+}
