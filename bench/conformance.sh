@@ -86,7 +86,7 @@ TSV="$RESULTS/results.tsv"   # target, file, planned, failed, failed subtests (c
 export EPOCHFS_RUN_DIR="$WORK/run" # a private registry: group names cannot collide with others'
 
 # ---------------------------------------------------------------- mounts and cleanup
-declare -A MOUNTED=() # target -> pid of its daemon (bindfs: our background child)
+declare -A MOUNTED=() # target -> bindfs: pid of our background child; epochfs: "epochfs"
 
 backing_of() { echo "$WORK/$1/backing"; }
 mnt_of() { echo "$WORK/$1/mnt"; }
@@ -109,38 +109,24 @@ mount_target() {
         node "$CLI" init --store "$WORK/$t/store" >/dev/null
         extra+=(--store "$WORK/$t/store" --epoch-interval 1s)
       fi
-      MOUNTED[$t]=starting
-      node "$CLI" mount "$b" "$m" --state "$s" "${extra[@]}"
-      MOUNTED[$t]=$(cat "$s/daemon.pid")
-      is_mounted "$m" || die "epochfs did not mount $m"
+      MOUNTED[$t]=epochfs
+      start_epochfs "$CLI" "$b" "$m" "$s" "${extra[@]}" || die "epochfs did not mount $m"
       ;;
   esac
 }
 
 # Normal unmount; on failure (or in cleanup) a lazy unmount and the daemon killed by its pid.
 umount_target() {
-  local t=$1 m pid
-  m=$(mnt_of "$t"); pid=${MOUNTED[$t]:-}
-  [[ -n $pid ]] || return 0
-  case $t in
-    bindfs)
-      stop_bindfs "$m" "$pid"
-      ;;
-    epochfs | epochfs-store)
-      if [[ $pid == starting && -f $(state_of "$t")/daemon.pid ]]; then pid=$(cat "$(state_of "$t")/daemon.pid"); fi
-      stop_epochfs "$CLI" "$m" "$pid" "$WORK/umount.log"
-      ;;
-  esac
-  unset "MOUNTED[$t]"
+  [[ -n ${MOUNTED[$1]:-} ]] || return 0
+  stop_mount "$CLI" "$(mnt_of "$1")" "$(state_of "$1")" "${MOUNTED[$1]}" "$WORK/umount.log"
+  unset "MOUNTED[$1]"
 }
 
 cleanup() {
-  local rc=$? t
+  local rc=$? t mnts=()
   trap - EXIT INT TERM
-  for t in "${!MOUNTED[@]}"; do umount_target "$t" || true; done
-  for t in "${TARGET_LIST[@]}"; do
-    if is_mounted "$(mnt_of "$t")"; then umount -l "$(mnt_of "$t")" 2>/dev/null || true; fi
-  done
+  for t in "${TARGET_LIST[@]}"; do mnts+=("$(mnt_of "$t")"); done
+  unmount_all "${mnts[@]}"
   if [[ $KEEP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }

@@ -38,12 +38,32 @@ stop_bindfs() { # mnt pid
   wait "$2" 2>/dev/null || true
 }
 
-# `epochfs umount` of $2 (CLI $1, its stderr appended to $4); if that fails, a lazy unmount and the
-# daemon $3 killed by its pid (when it is one).
-stop_epochfs() { # cli mnt pid errlog
-  if ! timeout 180 node "$1" umount "$2" 2>>"$4"; then
-    printf '%s epochfs umount %s failed; lazy unmount and kill %s\n' "$(date +%H:%M:%S)" "$2" "$3" >&2
-    umount -l "$2" 2>/dev/null || true
-    if [[ $3 =~ ^[0-9]+$ ]]; then kill "$3" 2>/dev/null || true; wait_gone "$3" 10 || kill -9 "$3" 2>/dev/null || true; fi
-  fi
+# `epochfs mount $2 $3 --state $4 "${@:5}"` with CLI $1; fails unless $3 is then mounted.
+start_epochfs() { # cli backing mnt state [options...]
+  node "$1" mount "$2" "$3" --state "$4" "${@:5}" && is_mounted "$3"
+}
+
+# `epochfs umount` of $2 (CLI $1, its stderr appended to $4); if that fails, a lazy unmount and
+# the daemon of state dir $3 (its daemon.pid, if it got that far) killed by its pid.
+stop_epochfs() { # cli mnt state errlog
+  local pid=
+  timeout 180 node "$1" umount "$2" 2>>"$4" && return 0
+  [[ -f $3/daemon.pid ]] && pid=$(cat "$3/daemon.pid")
+  printf '%s epochfs umount %s failed; lazy unmount and kill %s\n' "$(date +%H:%M:%S)" "$2" "${pid:-(no pid)}" >&2
+  umount -l "$2" 2>/dev/null || true
+  if [[ $pid =~ ^[0-9]+$ ]]; then kill "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true; fi
+}
+
+# Stops the mount at $2 that MOUNTED-style bookkeeping calls $4: a bindfs pid, or "epochfs" (then
+# CLI $1 and state dir $3 are used); stderr of the epochfs unmount goes to $5.
+stop_mount() { # cli mnt state bindfs-pid|epochfs errlog
+  if [[ $4 == epochfs ]]; then stop_epochfs "$1" "$2" "$3" "$5"; else stop_bindfs "$2" "$4"; fi
+}
+
+# For a script's cleanup: stops every mount still in its MOUNTED array with its umount_target,
+# then lazily unmounts whichever of the mount points "$@" is still mounted.
+unmount_all() { # mountpoints...
+  local t m
+  for t in "${!MOUNTED[@]}"; do umount_target "$t" || true; done
+  for m in "$@"; do if is_mounted "$m"; then umount -l "$m" 2>/dev/null || true; fi; done
 }
