@@ -29,7 +29,8 @@
 #   FILE_TIMEOUT=120      seconds per test file
 #   EPOCHFS_MOUNT_OPTS="" more `epochfs mount` options for both epochfs targets (e.g. "--cache-timeout 1")
 #   BENCH_TMP=/tmp        where the temp dir goes;  KEEP=1 keeps it (with state dirs) at the end
-#   RESULTS=dir           where the TSV and the TAP logs go (default a new dir in $BENCH_TMP)
+#   RESULTS=dir           where the TSV, the TAP logs and the epochfs daemons' logs go (default a
+#                         new dir in $BENCH_TMP)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -120,6 +121,7 @@ umount_target() {
   [[ -n ${MOUNTED[$1]:-} ]] || return 0
   stop_mount "$CLI" "$(mnt_of "$1")" "$(state_of "$1")" "${MOUNTED[$1]}" "$WORK/umount.log"
   unset "MOUNTED[$1]"
+  if [[ -f $(state_of "$1")/daemon.log ]]; then cp "$(state_of "$1")/daemon.log" "$RESULTS/$1-daemon.log"; fi
 }
 
 cleanup() {
