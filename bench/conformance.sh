@@ -19,7 +19,8 @@
 # subtests from the last one seen up to the plan count as failed).
 #
 # Output: per test file, failed/planned subtests on each target; then every subtest that fails on
-# an epochfs target and passes on bindfs. Exits 1 when there is any such subtest, 2 on bad usage.
+# an epochfs target and passes on bindfs. After its run, epochfs-store's store must pass
+# `epochfs verify`. Exits 1 when there is any such subtest or the store fails, 2 on bad usage.
 #
 # Environment:
 #   PJDFSTEST=dir         the built suite (required)
@@ -171,6 +172,18 @@ applicability() { # file tap
   if grep -qx '1\.\.1' "$2" && ! grep -q 'echo "1\.\.1"' "$PJDFSTEST/tests/$1"; then echo n/a; else echo run; fi
 }
 
+# The store the run shipped to (an epoch a second of every file pjdfstest made: devices, fifos,
+# sockets, setuid bits, long names) must pass `epochfs verify`.
+STORE_BAD=0
+verify_store() { # store
+  if node "$CLI" verify --store "$1" >"$RESULTS/store-verify.txt" 2>&1; then
+    log "epochfs-store: epochfs verify: $(tail -1 "$RESULTS/store-verify.txt")"
+  else
+    log "epochfs-store: epochfs verify FAILED (see $RESULTS/store-verify.txt)"
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------- run
 log "pjdfstest $(git -C "$PJDFSTEST" rev-parse --short HEAD 2>/dev/null || echo "(no git)") from $PJDFSTEST: ${#TEST_FILES[@]} test files"
 log "epochfs build $(build_id "$EPOCHFS_ROOT") (commit $(git -C "$EPOCHFS_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')) from $EPOCHFS_ROOT${EPOCHFS_MOUNT_OPTS[*]:+ (mount options: ${EPOCHFS_MOUNT_OPTS[*]})}; bindfs $(bindfs --version 2>&1 | awk '{print $2; exit}')"
@@ -187,6 +200,7 @@ for t in "${TARGET_LIST[@]}"; do
   done
   log "$t: $(awk -F'\t' -v t="$t" '$1 == t && $6 == "run" { p += $3; f += $4 } END { printf "%d of %d subtests failed", f, p }' "$TSV")"
   umount_target "$t"
+  if [[ $t == epochfs-store ]] && ! verify_store "$WORK/$t/store"; then STORE_BAD=1; fi
 done
 
 # ---------------------------------------------------------------- report
@@ -246,5 +260,6 @@ awk -F'\t' -v targets="$TARGETS" '
     exit regressions > 0
   }' "$TSV" | tee "$RESULTS/report.txt"
 rc=${PIPESTATUS[0]}
+((STORE_BAD == 0)) || { echo "epochfs-store: its store fails epochfs verify"; rc=1; }
 log "results and TAP logs in $RESULTS"
 exit "$rc"
