@@ -79,7 +79,7 @@ RESULTS=${RESULTS:-$BENCH_TMP/epochfs-bench-$(date +%Y%m%d-%H%M%S).tsv}
 : >"$RESULTS"
 
 # ---------------------------------------------------------------- mounts and cleanup
-declare -A MOUNTED=()   # target -> pid of its daemon (bindfs: our background child)
+declare -A MOUNTED=()   # target -> bindfs: pid of our background child; epochfs: "epochfs"
 BINDFS_OPTS=()
 
 backing_of() { echo "$WORK/$1/backing"; }
@@ -96,53 +96,31 @@ mount_target() {
   case $t in
     native) return 0 ;;
     bindfs)
-      bindfs -f "${BINDFS_OPTS[@]}" "$b" "$m" >>"$WORK/bindfs.log" 2>&1 &
-      MOUNTED[$t]=$!
-      local i
-      for ((i = 0; i < 100; i++)); do is_mounted "$m" && return 0; kill -0 "${MOUNTED[$t]}" 2>/dev/null || break; sleep 0.1; done
+      start_bindfs "$WORK/bindfs.log" "$m" "$b" "${BINDFS_OPTS[@]}" && { MOUNTED[$t]=$BINDFS_PID; return 0; }
+      MOUNTED[$t]=$BINDFS_PID
       die "bindfs did not mount $m (see $WORK/bindfs.log)"
       ;;
     epochfs | epochfs-nj)
       local extra=()
       [[ $t == epochfs-nj ]] && extra=(--no-journal)
-      MOUNTED[$t]=starting
-      node "$CLI" mount "$b" "$m" --state "$s" "${extra[@]}"
-      MOUNTED[$t]=$(cat "$s/daemon.pid")
-      is_mounted "$m" || die "epochfs did not mount $m"
+      MOUNTED[$t]=epochfs
+      start_epochfs "$CLI" "$b" "$m" "$s" "${extra[@]}" || die "epochfs did not mount $m"
       ;;
   esac
 }
 
 # Normal unmount; on failure (or in cleanup) a lazy unmount and the daemon killed by its pid.
 umount_target() {
-  local t=$1 m pid
-  m=$(mnt_of "$t"); pid=${MOUNTED[$t]:-}
-  [[ -n $pid ]] || return 0
-  case $t in
-    bindfs)
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-      wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      ;;
-    epochfs | epochfs-nj)
-      if [[ $pid == starting && -f $(state_of "$t")/daemon.pid ]]; then pid=$(cat "$(state_of "$t")/daemon.pid"); fi
-      if ! timeout 180 node "$CLI" umount "$m" 2>>"$WORK/umount.log"; then
-        log "epochfs umount $m failed; lazy unmount and kill $pid"
-        umount -l "$m" 2>/dev/null || true
-        if [[ $pid =~ ^[0-9]+$ ]]; then kill "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || kill -9 "$pid" 2>/dev/null || true; fi
-      fi
-      ;;
-  esac
-  unset "MOUNTED[$t]"
+  [[ -n ${MOUNTED[$1]:-} ]] || return 0
+  stop_mount "$CLI" "$(mnt_of "$1")" "$(state_of "$1")" "${MOUNTED[$1]}" "$WORK/umount.log"
+  unset "MOUNTED[$1]"
 }
 
 cleanup() {
-  local rc=$? t
+  local rc=$? t mnts=()
   trap - EXIT INT TERM
-  for t in "${!MOUNTED[@]}"; do umount_target "$t" || true; done
-  for t in "${TARGET_LIST[@]}"; do
-    if [[ $t != native ]] && is_mounted "$(mnt_of "$t")"; then umount -l "$(mnt_of "$t")" 2>/dev/null || true; fi
-  done
+  for t in "${TARGET_LIST[@]}"; do [[ $t == native ]] || mnts+=("$(mnt_of "$t")"); done
+  unmount_all "${mnts[@]}"
   if [[ $KEEP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
   [[ $rc == 0 ]] || log "fs.sh: failed (status $rc); raw results so far in $RESULTS"
   exit "$rc"
