@@ -21,6 +21,15 @@ import sys
 import time
 
 
+def stat_passes(paths, passes) -> float:
+    """Seconds for `passes` passes of stat() over `paths`."""
+    t0 = time.perf_counter()
+    for _ in range(passes):
+        for p in paths:
+            os.stat(p)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -42,31 +51,16 @@ def main() -> None:
     t1 = time.perf_counter()
     out["create_s"] = t1 - t0
 
-    t0 = time.perf_counter()
-    for _ in range(passes):
-        for p in paths:
-            os.stat(p)
-    t1 = time.perf_counter()
-    out["stat_s"] = t1 - t0
+    out["stat_s"] = stat_passes(paths, passes)
 
     if idle > 0:
         time.sleep(idle)
-        t0 = time.perf_counter()
-        for _ in range(passes):
-            for p in paths:
-                os.stat(p)
-        t1 = time.perf_counter()
-        out["stat_idle_s"] = t1 - t0
+        out["stat_idle_s"] = stat_passes(paths, passes)
         out["idle_s"] = idle
 
     for p in paths:
         os.link(p, p + ".link")
-    t0 = time.perf_counter()
-    for _ in range(passes):
-        for p in paths:
-            os.stat(p)
-    t1 = time.perf_counter()
-    out["stat_linked_s"] = t1 - t0
+    out["stat_linked_s"] = stat_passes(paths, passes)
     for p in paths:
         os.unlink(p + ".link")
 
