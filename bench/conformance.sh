@@ -184,6 +184,13 @@ verify_store() { # store
   fi
 }
 
+# Epochs that failed while the suite ran (the mount is unaffected; the backup stops advancing).
+report_shipping() { # daemon log
+  local failed; failed=$(grep -c 'epoch failed' "$1" 2>/dev/null || true)
+  if [[ ${failed:-0} == 0 ]]; then log "epochfs-store: no epoch failed"; return; fi
+  log "epochfs-store: $failed epochs failed; the first: $(grep -m1 'epoch failed' "$1" | cut -c1-200)"
+}
+
 # ---------------------------------------------------------------- run
 log "pjdfstest $(git -C "$PJDFSTEST" rev-parse --short HEAD 2>/dev/null || echo "(no git)") from $PJDFSTEST: ${#TEST_FILES[@]} test files"
 log "epochfs build $(build_id "$EPOCHFS_ROOT") (commit $(git -C "$EPOCHFS_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')) from $EPOCHFS_ROOT${EPOCHFS_MOUNT_OPTS[*]:+ (mount options: ${EPOCHFS_MOUNT_OPTS[*]})}; bindfs $(bindfs --version 2>&1 | awk '{print $2; exit}')"
@@ -201,6 +208,7 @@ for t in "${TARGET_LIST[@]}"; do
   log "$t: $(awk -F'\t' -v t="$t" '$1 == t && $6 == "run" { p += $3; f += $4 } END { printf "%d of %d subtests failed", f, p }' "$TSV")"
   umount_target "$t"
   if [[ $t == epochfs-store ]] && ! verify_store "$WORK/$t/store"; then STORE_BAD=1; fi
+  if [[ $t == epochfs-store ]]; then report_shipping "$RESULTS/$t-daemon.log"; fi
 done
 
 # ---------------------------------------------------------------- report
