@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
 import { listGroups } from '../fs/registry.js';
+import type { ShipperHealth } from '../shipper/client.js';
 
 interface GroupStatus {
   group: string;
@@ -20,6 +21,7 @@ interface GroupStatus {
     pendingEpochs: number;
     epochsPerMinute: number;
     barrierPauseUs: { p50: number | null; p99: number | null; count: number };
+    worker: ShipperHealth | null;
   } | null;
 }
 
@@ -33,6 +35,8 @@ function print(s: GroupStatus): void {
     out.push(`  lag: ${p.lagOps} ops, ${p.lagBytes} bytes, ${p.lagSeconds.toFixed(1)} s; ${p.epochsPerMinute.toFixed(1)} epochs/min`);
     const us = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} µs`);
     out.push(`  barrier pause: p50 ${us(p.barrierPauseUs.p50)}, p99 ${us(p.barrierPauseUs.p99)} (${p.barrierPauseUs.count} barriers)`);
+    const w = p.worker;
+    if (w) out.push(`  shipper: ${w.state}${w.restarts ? `, restarted ${w.restarts} times` : ''}${w.lastError ? `; last error ${w.lastError.time}: ${w.lastError.message}` : ''}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

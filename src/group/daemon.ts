@@ -276,6 +276,7 @@ export class GroupDaemon {
         lagBytes: j.appendedBytes - s.lastShipped.journalBytes,
         lagSeconds: lagOps ? (Date.now() - s.lastShipped.placedAt) / 1000 : 0,
         pendingEpochs: this.shipper?.pending ?? 0,
+        worker: this.shipper?.health ?? null,
         epochsPerMinute: recent.length / Math.min(5, Math.max(1 / 60, (Date.now() - this.startedAt) / 60_000)),
         barrierPauseUs: { p50: q(0.5), p99: q(0.99), count: pauses.length },
       } : null,

@@ -30,7 +30,12 @@ try {
     log: (message) => post({ type: 'log', message }),
   });
   let queue = Promise.resolve();
+  let requests = 0;
+  // Fault injection for tests (a worker cannot be killed from outside the daemon): the worker ends
+  // as a crash would, at its Nth request, before storing anything.
+  const exitAt = Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT ?? 0);
   port.on('message', (msg: ToWorker) => {
+    if (++requests === exitAt) process.exit(70);
     queue = queue.then(async () => {
       try {
         const epoch = await shipper.ship(msg.seq, msg.expected);
