@@ -36,6 +36,30 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+/**
+ * The syscalls whose failures the journal must handle but a test cannot make the kernel produce
+ * on demand (an fdatasync answering EIO). Tests pass stand-ins through `Journal.open(.., { io })`;
+ * everything else uses the real calls.
+ */
+export interface JournalIo {
+  fdatasync(fd: number): Promise<void>;
+}
+
+const realIo: JournalIo = {
+  fdatasync: (fd) => new Promise((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res()))),
+};
+
+export interface JournalOpenOptions {
+  segmentBytes?: number;
+  io?: Partial<JournalIo>;
+}
+
+/** The error every durability promise gets once a sync round has failed (see Journal.syncFailure). */
+function journalNotDurable(cause: unknown): Error {
+  const why = (cause as Error)?.message ?? String(cause);
+  return Object.assign(new Error(`journal is not durable since a failed sync (${why}); remount to recover`), { code: 'EIO', errno: -5, cause });
+}
+
 export function journalDir(stateDir: string): string {
   return join(stateDir, 'journal');
 }
@@ -72,6 +96,13 @@ export class Journal {
   private waiters: Waiter[] = [];
   private retired: SegmentWriter[] = []; // rotated segments not yet synced
   private indexWrites: Promise<unknown>[] = [];
+  /**
+   * Set when a group-commit round failed. Linux reports a writeback error to an fd only once: a
+   * later fdatasync may succeed although the failed round's pages never reached the disk, so
+   * nothing appended before it can be promised durable again until the journal is reopened (and
+   * the reopen, seeing no clean stop, marks the journal unclean). Appending goes on.
+   */
+  private syncFailure?: Error;
   /** Records and bytes appended since open. */
   appendedRecords = 0;
   appendedBytes = 0;
@@ -83,24 +114,25 @@ export class Journal {
     nextSeq: number,
     readonly generation: number,
     private readonly segmentBytes: number,
+    private readonly io: JournalIo,
   ) {
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
   }
 
-  static async open(stateDir: string, opts: { segmentBytes?: number } = {}): Promise<JournalOpenResult> {
+  static async open(stateDir: string, opts: JournalOpenOptions = {}): Promise<JournalOpenResult> {
     const dir = journalDir(stateDir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = await openIndex(dir);
     try {
-      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io });
     } catch (err) {
       await db.close();
       throw err;
     }
   }
 
-  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number): Promise<JournalOpenResult> {
+  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number, io: JournalIo): Promise<JournalOpenResult> {
     const format = await db.get('state:format');
     if (format !== undefined && Number(format) !== JOURNAL_FORMAT) {
       throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
@@ -139,7 +171,7 @@ export class Journal {
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
     ]);
-    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes);
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io);
     return { journal, unclean: wasOpen, lastRecord };
   }
 
@@ -196,9 +228,10 @@ export class Journal {
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
   }
 
-  /** Resolves once every record up to `seq` is on stable storage. */
+  /** Resolves once every record up to `seq` is on stable storage; rejects (EIO) after a failed sync. */
   durable(seq: number = this.lastSeq): Promise<void> {
     if (seq <= this.durableSeq) return Promise.resolve();
+    if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise((resolve, reject) => {
       this.waiters.push({ seq, resolve, reject });
       this.syncRound();
@@ -211,16 +244,19 @@ export class Journal {
     const target = this.lastSeq;
     const writers = [...this.retired, this.writer];
     this.retired = [];
-    Promise.all(writers.map((w) => new Promise<void>((res, rej) => fdatasync(w.fd, (e) => (e ? rej(e) : res())))))
+    Promise.all(writers.map((w) => this.io.fdatasync(w.fd)))
       .then(() => {
-        // A segment rotated away while this round ran is in `retired` again and is synced (and
-        // closed) by the next round: closing it here would make that round fdatasync a closed fd.
-        for (const w of writers) if (w !== this.writer && !this.retired.includes(w)) w.close();
         this.durableSeq = Math.max(this.durableSeq, target);
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })
-      .catch((err) => this.settle((w) => (w.reject(err), true)))
+      .catch((err) => {
+        this.syncFailure ??= journalNotDurable(err);
+        this.settle((w) => (w.reject(this.syncFailure), true));
+      })
       .finally(() => {
+        // A segment rotated away while this round ran is in `retired` again and is synced (and
+        // closed) by the next round: closing it here would make that round fdatasync a closed fd.
+        for (const w of writers) if (w !== this.writer && !this.retired.includes(w)) w.close();
         this.syncing = false;
         this.syncRound();
       });
@@ -238,12 +274,16 @@ export class Journal {
     await this.db.put(`state:${key}`, value);
   }
 
-  /** Makes everything durable and, when `clean`, records that this daemon stopped cleanly. */
+  /**
+   * Makes everything durable and, when `clean`, records that this daemon stopped cleanly. A journal
+   * that could not be made durable is closed as unclean: the next start then treats the backing dir
+   * as possibly ahead of the journal (see "Crashes and recovery").
+   */
   async close(clean: boolean): Promise<void> {
-    await this.durable();
+    const durable = await this.durable().then(() => true, () => false);
     await Promise.all(this.indexWrites);
     await this.db.batch([
-      { type: 'put', key: 'state:clean', value: clean ? 'true' : 'false' },
+      { type: 'put', key: 'state:clean', value: clean && durable ? 'true' : 'false' },
       { type: 'put', key: 'state:lastSeq', value: String(this.lastSeq) },
     ]);
     this.writer.close();

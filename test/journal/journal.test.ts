@@ -162,3 +162,38 @@ describe('journal', () => {
     expect(() => [...readJournal(state)]).toThrow(EpochfsError);
   });
 });
+
+/** An fdatasync stand-in that fails while `failing` is set (the kernel cannot be made to answer EIO on demand). */
+function flakySync() {
+  const state = { failing: false, calls: 0 };
+  const io = {
+    fdatasync: async (_fd: number) => {
+      state.calls++;
+      if (state.failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
+    },
+  };
+  return { state, io };
+}
+
+describe('journal error paths', () => {
+  it('after a failed group commit, later durability promises are refused until the journal is reopened', async () => {
+    const state = tempDir('journal');
+    const sync = flakySync();
+    const { journal } = await Journal.open(state, { io: sync.io });
+    journal.append(samples[0]);
+    sync.state.failing = true;
+    await expect(journal.durable()).rejects.toMatchObject({ code: 'EIO', errno: -5 });
+    sync.state.failing = false; // Linux reports a writeback error once: the next fdatasync succeeds
+    journal.append(samples[1]); // mutations go on being journaled
+    await expect(journal.durable()).rejects.toMatchObject({ code: 'EIO' });
+    await expect(journal.durable(1)).rejects.toMatchObject({ code: 'EIO' });
+    expect(journal.lastDurableSeq).toBe(0);
+    await journal.close(true);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual([1, 2]);
+    const again = await Journal.open(state);
+    expect(again.unclean).toBe(true); // records were never made durable: the next start resynchronizes
+    again.journal.append(samples[2]);
+    await again.journal.durable();
+    await again.journal.close(true);
+  });
+});
