@@ -74,7 +74,7 @@ export class GroupDaemon {
     let journal: Journal | null = null;
     let unclean = false;
     if (opts.journal) {
-      const opened = await Journal.open(opts.stateDir);
+      const opened = await Journal.open(opts.stateDir, { log: opts.log });
       journal = opened.journal;
       unclean = opened.unclean;
       if (unclean) await GroupDaemon.recover(journal, opened.lastRecord, opts.log);

@@ -52,6 +52,8 @@ const realIo: JournalIo = {
 export interface JournalOpenOptions {
   segmentBytes?: number;
   io?: Partial<JournalIo>;
+  /** where the journal reports trouble it works around (the daemon's log) */
+  log?: (message: string) => void;
 }
 
 /** The error every durability promise gets once a sync round has failed (see Journal.syncFailure). */
@@ -103,6 +105,10 @@ export class Journal {
    * the reopen, seeing no clean stop, marks the journal unclean). Appending goes on.
    */
   private syncFailure?: Error;
+  /** a rotation failed and none has succeeded since (its error was logged once) */
+  private rotationFailing = false;
+  /** Failed attempts to start a new segment since open. */
+  rotationFailures = 0;
   /** Records and bytes appended since open. */
   appendedRecords = 0;
   appendedBytes = 0;
@@ -115,6 +121,7 @@ export class Journal {
     readonly generation: number,
     private readonly segmentBytes: number,
     private readonly io: JournalIo,
+    private readonly log: (message: string) => void,
   ) {
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
@@ -125,14 +132,14 @@ export class Journal {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = await openIndex(dir);
     try {
-      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io });
+      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io }, opts.log ?? (() => {}));
     } catch (err) {
       await db.close();
       throw err;
     }
   }
 
-  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number, io: JournalIo): Promise<JournalOpenResult> {
+  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number, io: JournalIo, log: (message: string) => void): Promise<JournalOpenResult> {
     const format = await db.get('state:format');
     if (format !== undefined && Number(format) !== JOURNAL_FORMAT) {
       throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
@@ -171,7 +178,7 @@ export class Journal {
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
     ]);
-    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io);
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log);
     return { journal, unclean: wasOpen, lastRecord };
   }
 
@@ -221,10 +228,26 @@ export class Journal {
     return this.begin(rec).seq;
   }
 
+  /**
+   * Starts a new segment, or keeps the current one: the new segment is created before the current
+   * one is retired, so a failed create (a full disk) changes nothing and the record goes into the
+   * current segment past its size target. The next record tries again; the error is logged once
+   * per run of failures, never thrown (the operation itself is fine).
+   */
   private rotate(firstSeq: number): void {
-    this.retired.push(this.writer);
     const segNo = this.writer.segNo + 1;
-    this.writer = SegmentWriter.create(this.dir, segNo, firstSeq);
+    let next: SegmentWriter;
+    try {
+      next = SegmentWriter.create(this.dir, segNo, firstSeq);
+    } catch (err) {
+      this.rotationFailures++;
+      if (!this.rotationFailing) this.log(`journal: cannot start segment ${segNo} (${(err as Error).message}); appending to segment ${this.writer.segNo}`);
+      this.rotationFailing = true;
+      return;
+    }
+    this.rotationFailing = false;
+    this.retired.push(this.writer);
+    this.writer = next;
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
   }
 

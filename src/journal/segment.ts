@@ -1,7 +1,7 @@
 // Segment files: the append-only log that holds every journal record with its payload, in order.
 // A segment starts with a 32-byte header; records follow back to back; a zero body length (or the
 // end of the file) ends it. See docs/ARCHITECTURE.md, "Journal format".
-import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
 import { FRAME_HEADER, decodeRecord, type Record } from './record.js';
@@ -52,7 +52,14 @@ export class SegmentWriter {
   static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
     const path = segmentPath(dir, segNo);
     const fd = openSync(path, 'wx+', 0o600); // journal data is the volume's data
-    writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    try {
+      writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    } catch (err) {
+      // (a full disk) leave no headerless segment behind: the next attempt must find the name free
+      closeSync(fd);
+      unlinkSync(path);
+      throw err;
+    }
     return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER);
   }
 

@@ -1,6 +1,6 @@
 // The journal on its own: record codec, segments, rollback, rotation, torn tails, group commit.
 import { describe, expect, it } from 'vitest';
-import { appendFileSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Journal, journalDir } from '../../src/journal/journal.js';
 import { readJournal } from '../../src/journal/cursor.js';
@@ -195,5 +195,29 @@ describe('journal error paths', () => {
     again.journal.append(samples[2]);
     await again.journal.durable();
     await again.journal.close(true);
+  });
+
+  it('a segment that cannot be created leaves the journal appending to the current one, and is retried', async () => {
+    const state = tempDir('journal');
+    const logged: string[] = [];
+    const { journal } = await Journal.open(state, { segmentBytes: 4096, log: (m) => logged.push(m) });
+    const next = segmentPath(journalDir(state), 1);
+    mkdirSync(next); // the create of segment 1 fails (EEXIST), as a full disk would make it fail
+    const write = (i: number) => journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    for (let i = 0; i < 50; i++) write(i); // every record past 4 KiB tries to rotate
+    expect(logged).toHaveLength(1); // the error surfaces once
+    expect(logged[0]).toMatch(/cannot start segment 1 .*EEXIST/);
+    expect(journal.rotationFailures).toBeGreaterThan(10);
+    expect(statSync(segmentPath(journalDir(state), 0)).size).toBeGreaterThan(4096 * 2);
+    await journal.durable();
+    rmdirSync(next); // space again: the next record rotates
+    for (let i = 0; i < 100; i++) {
+      write(i);
+      if (i % 20 === 0) await journal.durable(); // EBADF when a writer was retired (and closed) twice
+    }
+    await journal.durable();
+    await journal.close(true);
+    expect(readdirSync(journalDir(state)).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(3);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
   });
 });
