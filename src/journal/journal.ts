@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
-import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath } from './segment.js';
+import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath, segmentTail } from './segment.js';
 
 export const JOURNAL_FORMAT = 1;
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
@@ -151,7 +151,8 @@ export class Journal {
     while (segments.length > 1 ? headerless(segments[segments.length - 1]) : segments[0] === 0 && headerless(0)) {
       unlinkSync(segmentPath(dir, segments.pop()!));
     }
-    const wasOpen = (await db.get('state:clean')) === 'false';
+    const dropped = Journal.cutAtTornSegment(dir, segments, log);
+    const wasOpen = (await db.get('state:clean')) === 'false' || dropped.length > 0;
     const generation = Number((await db.get('state:generation')) ?? '0') + 1;
     let writer: SegmentWriter;
     let nextSeq = 1;
@@ -177,9 +178,40 @@ export class Journal {
       { type: 'put', key: 'state:format', value: String(JOURNAL_FORMAT) },
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
+      ...dropped.map((n) => ({ type: 'del' as const, key: `seg:${n}` })),
     ]);
     const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log);
     return { journal, unclean: wasOpen, lastRecord };
+  }
+
+  /**
+   * A power loss can leave a torn tail in any segment whose records were not all made durable, not
+   * only the newest: the first segment that does not end cleanly right before the next one's first
+   * seq ends the journal. Every later segment is removed (from `segments` too): its records follow
+   * a gap, so they cannot be replayed in order, and none of them was reported durable (a group
+   * commit syncs every earlier segment before it reports a later record durable). The caller then
+   * cuts the torn tail as in the newest segment. A bad frame followed by more records is damage,
+   * not a torn write: the scan throws before anything is removed. Returns the removed segments.
+   */
+  private static cutAtTornSegment(dir: string, segments: number[], log: (message: string) => void): number[] {
+    let tail = segments.length > 1 ? segmentTail(segmentPath(dir, segments[0])) : undefined;
+    for (let i = 0; i + 1 < segments.length; i++) {
+      const next = segmentTail(segmentPath(dir, segments[i + 1]));
+      const end = tail!.lastSeq ?? tail!.firstSeq - 1;
+      if (tail!.clean && end + 1 === next.firstSeq) {
+        tail = next;
+        continue;
+      }
+      if (tail!.clean && end + 1 > next.firstSeq) {
+        throw new JournalCorruptError(`${segmentPath(dir, segments[i + 1])}: starts at record ${next.firstSeq}, before the end of the segment before it (${end})`);
+      }
+      for (const _ of scanSegment(segmentPath(dir, segments[i]))) void _; // throws on damage
+      const dropped = segments.splice(i + 1);
+      for (const n of dropped) unlinkSync(segmentPath(dir, n));
+      log(`journal: segment ${segments[i]} ends in a torn or lost record (a power loss); dropped segments ${dropped.join(', ')} after it`);
+      return dropped;
+    }
+    return [];
   }
 
   private static lastRecordOf(dir: string, segNo: number): Record | undefined {

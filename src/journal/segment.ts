@@ -96,6 +96,46 @@ export class SegmentWriter {
   }
 }
 
+/**
+ * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
+ * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
+ * file (or at an end marker) and the last one passes its checksum; `lastSeq` is that frame's seq.
+ */
+export function segmentTail(path: string): { firstSeq: number; lastSeq?: number; clean: boolean } {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const h = Buffer.alloc(SEGMENT_HEADER);
+    readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    const { firstSeq } = checkHeader(h, path);
+    const frame = Buffer.alloc(FRAME_HEADER);
+    let offset = SEGMENT_HEADER;
+    let last: number | undefined;
+    let clean = true;
+    while (offset < size) {
+      if (offset + FRAME_HEADER > size) { clean = false; break; }
+      readSync(fd, frame, 0, FRAME_HEADER, offset);
+      const length = frame.readUInt32LE(0);
+      if (length === 0) break;
+      if (offset + FRAME_HEADER + length > size) { clean = false; break; }
+      last = offset;
+      offset += FRAME_HEADER + length;
+    }
+    if (last === undefined) return { firstSeq, clean };
+    readSync(fd, frame, 0, FRAME_HEADER, last);
+    const body = Buffer.alloc(frame.readUInt32LE(0));
+    readSync(fd, body, 0, body.length, last + FRAME_HEADER);
+    try {
+      return { firstSeq, lastSeq: decodeRecord(body, frame.readUInt32LE(4), `${path}@${last}`).seq, clean };
+    } catch (err) {
+      if (!(err instanceof JournalCorruptError)) throw err;
+      return { firstSeq, clean: false };
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface ScannedRecord {
   record: Record;
   offset: number;

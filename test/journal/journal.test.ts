@@ -1,11 +1,11 @@
 // The journal on its own: record codec, segments, rollback, rotation, torn tails, group commit.
 import { describe, expect, it } from 'vitest';
-import { appendFileSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, truncateSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Journal, journalDir } from '../../src/journal/journal.js';
 import { readJournal } from '../../src/journal/cursor.js';
 import { decodeRecord, encodeRecord, FRAME_HEADER, type NewRecord } from '../../src/journal/record.js';
-import { segmentPath } from '../../src/journal/segment.js';
+import { scanSegment, segmentPath } from '../../src/journal/segment.js';
 import { EpochfsError, JournalCorruptError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/env.js';
 
@@ -220,4 +220,48 @@ describe('journal error paths', () => {
     expect(readdirSync(journalDir(state)).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(3);
     expect([...readJournal(state)].map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
   });
+
+  it('a torn tail in an older segment (a power loss) ends the journal there at the next open', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    await journal.close(true);
+    const dir = journalDir(state);
+    const segs = () => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+    expect(segs().length).toBeGreaterThan(3);
+    const seg1 = segmentPath(dir, 1);
+    const inSeg1 = scanAll(seg1);
+    truncateSync(seg1, inSeg1[inSeg1.length - 1].offset + 10); // its last record half-written
+    const logged: string[] = [];
+    const again = await Journal.open(state, { log: (m) => logged.push(m) });
+    expect(again.unclean).toBe(true);
+    const lastKept = inSeg1[inSeg1.length - 2].seq;
+    expect(again.lastRecord?.seq).toBe(lastKept);
+    expect(again.journal.lastSeq).toBe(lastKept);
+    expect(segs()).toEqual(['0000000000000000.seg', '0000000000000001.seg']);
+    expect(logged.join('\n')).toMatch(/segment 1 ends in a torn/);
+    for (let i = 0; i < 10; i++) again.journal.append(samples[1]);
+    await again.journal.close(true);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual(Array.from({ length: lastKept + 10 }, (_, i) => i + 1));
+  });
+
+  it('a damaged record followed by more records in an older segment stays corruption and removes nothing', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    await journal.close(true);
+    const dir = journalDir(state);
+    const before = readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
+    const seg1 = segmentPath(dir, 1);
+    const recs = scanAll(seg1);
+    const bytes = readFileSync(seg1).subarray(0, recs[recs.length - 1].offset + 10); // a torn tail...
+    bytes[recs[0].offset + 30] ^= 0xff; // ...after a damaged record
+    writeFileSync(seg1, bytes);
+    await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.seg')).length).toBe(before);
+  });
 });
+
+function scanAll(path: string) {
+  return [...scanSegment(path)].map(({ record, offset }) => ({ seq: record.seq, offset }));
+}
