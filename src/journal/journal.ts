@@ -7,6 +7,7 @@
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
 import { mkdirSync, readdirSync, fdatasync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
@@ -43,10 +44,20 @@ interface Waiter {
  */
 export interface JournalIo {
   fdatasync(fd: number): Promise<void>;
+  /** fsyncs a directory, making the names created or removed in it durable */
+  syncDir(path: string): Promise<void>;
 }
 
 const realIo: JournalIo = {
   fdatasync: (fd) => new Promise((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res()))),
+  syncDir: async (path) => {
+    const dir = await open(path, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  },
 };
 
 export interface JournalOpenOptions {
@@ -105,6 +116,8 @@ export class Journal {
    * the reopen, seeing no clean stop, marks the journal unclean). Appending goes on.
    */
   private syncFailure?: Error;
+  /** a segment was created or removed since the journal dir was last fsynced */
+  private dirChanged: boolean;
   /** a rotation failed and none has succeeded since (its error was logged once) */
   private rotationFailing = false;
   /** Failed attempts to start a new segment since open. */
@@ -122,7 +135,9 @@ export class Journal {
     private readonly segmentBytes: number,
     private readonly io: JournalIo,
     private readonly log: (message: string) => void,
+    dirChanged: boolean,
   ) {
+    this.dirChanged = dirChanged;
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
   }
@@ -174,13 +189,14 @@ export class Journal {
       }
       writer = SegmentWriter.reopen(dir, last, step.value.end);
     }
+    // synced: a power loss must not bring back the `clean` of the previous stop while this daemon runs
     await db.batch([
       { type: 'put', key: 'state:format', value: String(JOURNAL_FORMAT) },
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
       ...dropped.map((n) => ({ type: 'del' as const, key: `seg:${n}` })),
-    ]);
-    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log);
+    ], { sync: true });
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log, segments.length === 0 || dropped.length > 0);
     return { journal, unclean: wasOpen, lastRecord };
   }
 
@@ -280,6 +296,7 @@ export class Journal {
     this.rotationFailing = false;
     this.retired.push(this.writer);
     this.writer = next;
+    this.dirChanged = true; // its name is durable only once the dir is synced: see syncRound
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
   }
 
@@ -299,7 +316,14 @@ export class Journal {
     const target = this.lastSeq;
     const writers = [...this.retired, this.writer];
     this.retired = [];
-    Promise.all(writers.map((w) => this.io.fdatasync(w.fd)))
+    const syncs = writers.map((w) => this.io.fdatasync(w.fd));
+    // A new segment's records are durable only with its directory entry: the round that first
+    // covers them syncs the journal dir too (in parallel with the segments' fdatasync).
+    if (this.dirChanged) {
+      this.dirChanged = false;
+      syncs.push(this.io.syncDir(this.dir));
+    }
+    Promise.all(syncs)
       .then(() => {
         this.durableSeq = Math.max(this.durableSeq, target);
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
@@ -340,7 +364,7 @@ export class Journal {
     await this.db.batch([
       { type: 'put', key: 'state:clean', value: clean && durable ? 'true' : 'false' },
       { type: 'put', key: 'state:lastSeq', value: String(this.lastSeq) },
-    ]);
+    ], { sync: true });
     this.writer.close();
     await this.db.close();
   }

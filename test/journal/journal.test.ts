@@ -165,11 +165,14 @@ describe('journal', () => {
 
 /** An fdatasync stand-in that fails while `failing` is set (the kernel cannot be made to answer EIO on demand). */
 function flakySync() {
-  const state = { failing: false, calls: 0 };
+  const state = { failing: false, calls: [] as string[] };
   const io = {
     fdatasync: async (_fd: number) => {
-      state.calls++;
+      state.calls.push('segment');
       if (state.failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
+    },
+    syncDir: async (path: string) => {
+      state.calls.push(`dir ${path}`);
     },
   };
   return { state, io };
@@ -259,6 +262,30 @@ describe('journal error paths', () => {
     writeFileSync(seg1, bytes);
     await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
     expect(readdirSync(dir).filter((n) => n.endsWith('.seg')).length).toBe(before);
+  });
+
+  it("a new segment's directory entry is synced by the group commit that first covers its records", async () => {
+    const state = tempDir('journal');
+    const sync = flakySync();
+    const { journal } = await Journal.open(state, { segmentBytes: 4096, io: sync.io });
+    const dirSync = `dir ${journalDir(state)}`;
+    journal.append(samples[0]);
+    await journal.durable();
+    expect(sync.state.calls).toEqual(['segment', dirSync]); // segment 0 was created by this open
+    sync.state.calls.length = 0;
+    journal.append(samples[1]);
+    await journal.durable();
+    expect(sync.state.calls).toEqual(['segment']); // no new name: no dir sync
+    sync.state.calls.length = 0;
+    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    await journal.durable();
+    expect(sync.state.calls).toContain(dirSync);
+    const db = (journal as unknown as { db: { batch: (...a: unknown[]) => Promise<void> } }).db;
+    const batches: unknown[][] = [];
+    const batch = db.batch.bind(db);
+    db.batch = (...a: unknown[]) => (batches.push(a), batch(...a));
+    await journal.close(true);
+    expect(batches).toEqual([[expect.arrayContaining([{ type: 'put', key: 'state:clean', value: 'true' }]), { sync: true }]]);
   });
 });
 
