@@ -96,18 +96,27 @@ export class SegmentWriter {
   }
 }
 
+/** Opens a segment to read and checks its header (the caller closes `fd`). */
+function openSegment(path: string): { fd: number; size: number; firstSeq: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const h = Buffer.alloc(SEGMENT_HEADER);
+    readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h, path).firstSeq };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
 /**
  * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
  * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
  * file (or at an end marker) and the last one passes its checksum; `lastSeq` is that frame's seq.
  */
 export function segmentTail(path: string): { firstSeq: number; lastSeq?: number; clean: boolean } {
-  const fd = openSync(path, 'r');
+  const { fd, size, firstSeq } = openSegment(path);
   try {
-    const size = fstatSync(fd).size;
-    const h = Buffer.alloc(SEGMENT_HEADER);
-    readSync(fd, h, 0, SEGMENT_HEADER, 0);
-    const { firstSeq } = checkHeader(h, path);
     const frame = Buffer.alloc(FRAME_HEADER);
     let offset = SEGMENT_HEADER;
     let last: number | undefined;
@@ -149,12 +158,8 @@ export interface ScannedRecord {
  * throws; with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
-  const fd = openSync(path, 'r');
+  const { fd, size, firstSeq } = openSegment(path);
   try {
-    const size = fstatSync(fd).size;
-    const h = Buffer.alloc(SEGMENT_HEADER);
-    readSync(fd, h, 0, SEGMENT_HEADER, 0);
-    const { firstSeq } = checkHeader(h, path);
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
     const frame = Buffer.alloc(FRAME_HEADER);
     let body = Buffer.alloc(1 << 20);

@@ -150,10 +150,7 @@ describe('journal', () => {
   });
 
   it('reports a damaged record in an older segment as corruption', async () => {
-    const state = tempDir('journal');
-    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
-    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
-    await journal.close(true);
+    const state = await closedJournalOfSegments();
     const seg = segmentPath(journalDir(state), 0);
     const bytes = readFileSync(seg);
     bytes[100] ^= 0xff;
@@ -225,10 +222,7 @@ describe('journal error paths', () => {
   });
 
   it('a torn tail in an older segment (a power loss) ends the journal there at the next open', async () => {
-    const state = tempDir('journal');
-    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
-    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
-    await journal.close(true);
+    const state = await closedJournalOfSegments();
     const dir = journalDir(state);
     const segs = () => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
     expect(segs().length).toBeGreaterThan(3);
@@ -249,10 +243,7 @@ describe('journal error paths', () => {
   });
 
   it('a damaged record followed by more records in an older segment stays corruption and removes nothing', async () => {
-    const state = tempDir('journal');
-    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
-    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
-    await journal.close(true);
+    const state = await closedJournalOfSegments();
     const dir = journalDir(state);
     const before = readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
     const seg1 = segmentPath(dir, 1);
@@ -288,6 +279,15 @@ describe('journal error paths', () => {
     expect(batches).toEqual([[expect.arrayContaining([{ type: 'put', key: 'state:clean', value: 'true' }]), { sync: true }]]);
   });
 });
+
+/** A state dir whose cleanly closed journal spans several small segments. */
+async function closedJournalOfSegments(): Promise<string> {
+  const state = tempDir('journal');
+  const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+  for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+  await journal.close(true);
+  return state;
+}
 
 function scanAll(path: string) {
   return [...scanSegment(path)].map(({ record, offset }) => ({ seq: record.seq, offset }));
