@@ -365,6 +365,7 @@ export class Journal {
       { type: 'put', key: 'state:clean', value: clean && durable ? 'true' : 'false' },
       { type: 'put', key: 'state:lastSeq', value: String(this.lastSeq) },
     ], { sync: true });
+    for (const w of this.retired) w.close(); // left unsynced by a failed round: no round runs after one
     this.writer.close();
     await this.db.close();
   }
