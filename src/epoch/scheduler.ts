@@ -20,6 +20,8 @@ export class EpochScheduler {
   private timer?: NodeJS.Timeout;
   private inFlight = new Set<Promise<unknown>>();
   readonly pausesUs: number[] = [];
+  /** interval barriers that could not be journaled (a full disk): logged, and the next tick retries */
+  failedBarriers = 0;
   /** when each epoch became durable (ms), for the epoch rate */
   readonly epochTimes: number[] = [];
   /** the barrier of the last durable epoch, and when that barrier was placed */
@@ -68,7 +70,15 @@ export class EpochScheduler {
     this.timer = setInterval(() => {
       // While the last epoch is still being stored, wait: barriers must not pile up faster than
       // the shipper stores them (the next tick takes everything since in one epoch).
-      if (this.changed && this.inFlight.size === 0) this.checkpoint().epoch.catch((err) => this.log(`epoch failed: ${err.message}`));
+      if (!this.changed || this.inFlight.size > 0) return;
+      // An exception here would be uncaught and stop the daemon that serves every volume of the
+      // group; a barrier that cannot be written is only an epoch that comes later.
+      try {
+        this.checkpoint().epoch.catch((err) => this.log(`epoch failed: ${err.message}`));
+      } catch (err) {
+        this.failedBarriers++;
+        this.log(`barrier failed: ${(err as Error).message}`);
+      }
     }, intervalMs);
     this.timer.unref();
   }

@@ -52,6 +52,8 @@ export class GroupDaemon {
   private server?: Server;
   private shipper?: ShipperClient;
   private scheduler?: EpochScheduler;
+  /** marker records (barrier, umount) that could not be journaled; see journalMarker */
+  private failedMarkers = 0;
   private stopping?: Promise<void>;
   private readonly startedAt = Date.now();
   private resolveStopped!: () => void;
@@ -74,7 +76,7 @@ export class GroupDaemon {
     let journal: Journal | null = null;
     let unclean = false;
     if (opts.journal) {
-      const opened = await Journal.open(opts.stateDir);
+      const opened = await Journal.open(opts.stateDir, { log: opts.log });
       journal = opened.journal;
       unclean = opened.unclean;
       if (unclean) await GroupDaemon.recover(journal, opened.lastRecord, opts.log);
@@ -186,8 +188,9 @@ export class GroupDaemon {
   private async detach(name: string): Promise<void> {
     const volume = this.volumes.get(name);
     if (!volume) return;
-    const last = this.scheduler?.changed ? this.scheduler.checkpoint().epoch : undefined;
-    this.journal?.append({ op: 'umount', t: nowNs(), vol: name });
+    // Neither record may stop the detach (a full disk): the volume's lock and entry must still go.
+    const last = this.scheduler?.changed ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
+    this.journalMarker(`umount record of ${name}`, () => this.journal?.append({ op: 'umount', t: nowNs(), vol: name }));
     volume.close();
     this.volumes.delete(name);
     this.locks.get(name)?.release();
@@ -198,6 +201,17 @@ export class GroupDaemon {
     // The last volume's entry goes only once the group has stopped: `epochfs umount` waits for it.
     if (this.volumes.size === 0) await this.stop();
     unregisterDaemon(volume.opts.mountpoint);
+  }
+
+  /** Runs `write` (a journal append of a marker); logs and counts its failure instead of throwing. */
+  private journalMarker<T>(what: string, write: () => T): T | undefined {
+    try {
+      return write();
+    } catch (err) {
+      this.failedMarkers++;
+      this.opts.log(`${what} failed: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   /** SIGINT/SIGTERM: unmount every volume (detaching busy ones, served until their files close). */
@@ -268,7 +282,10 @@ export class GroupDaemon {
       stateDir: this.opts.stateDir,
       store: this.opts.store ?? null,
       volumes: [...this.volumes.values()].map((v) => ({ name: v.name, mountpoint: v.opts.mountpoint, backing: v.opts.backing })),
-      journal: j ? { lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes } : null,
+      journal: j ? {
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes,
+        failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
+      } : null,
       shipping: s && j ? {
         lastEpoch: this.shipper?.lastEpoch?.id ?? null,
         shippedSeq: s.lastShipped.seq,

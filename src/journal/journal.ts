@@ -7,10 +7,11 @@
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
 import { mkdirSync, readdirSync, fdatasync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
-import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath } from './segment.js';
+import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath, segmentTail } from './segment.js';
 
 export const JOURNAL_FORMAT = 1;
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
@@ -34,6 +35,42 @@ interface Waiter {
   seq: number;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+/**
+ * The syscalls whose failures the journal must handle but a test cannot make the kernel produce
+ * on demand (an fdatasync answering EIO). Tests pass stand-ins through `Journal.open(.., { io })`;
+ * everything else uses the real calls.
+ */
+export interface JournalIo {
+  fdatasync(fd: number): Promise<void>;
+  /** fsyncs a directory, making the names created or removed in it durable */
+  syncDir(path: string): Promise<void>;
+}
+
+const realIo: JournalIo = {
+  fdatasync: (fd) => new Promise((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res()))),
+  syncDir: async (path) => {
+    const dir = await open(path, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  },
+};
+
+export interface JournalOpenOptions {
+  segmentBytes?: number;
+  io?: Partial<JournalIo>;
+  /** where the journal reports trouble it works around (the daemon's log) */
+  log?: (message: string) => void;
+}
+
+/** The error every durability promise gets once a sync round has failed (see Journal.syncFailure). */
+function journalNotDurable(cause: unknown): Error {
+  const why = (cause as Error)?.message ?? String(cause);
+  return Object.assign(new Error(`journal is not durable since a failed sync (${why}); remount to recover`), { code: 'EIO', errno: -5, cause });
 }
 
 export function journalDir(stateDir: string): string {
@@ -72,6 +109,19 @@ export class Journal {
   private waiters: Waiter[] = [];
   private retired: SegmentWriter[] = []; // rotated segments not yet synced
   private indexWrites: Promise<unknown>[] = [];
+  /**
+   * Set when a group-commit round failed. Linux reports a writeback error to an fd only once: a
+   * later fdatasync may succeed although the failed round's pages never reached the disk, so
+   * nothing appended before it can be promised durable again until the journal is reopened (and
+   * the reopen, seeing no clean stop, marks the journal unclean). Appending goes on.
+   */
+  private syncFailure?: Error;
+  /** a segment was created or removed since the journal dir was last fsynced */
+  private dirChanged: boolean;
+  /** a rotation failed and none has succeeded since (its error was logged once) */
+  private rotationFailing = false;
+  /** Failed attempts to start a new segment since open. */
+  rotationFailures = 0;
   /** Records and bytes appended since open. */
   appendedRecords = 0;
   appendedBytes = 0;
@@ -83,24 +133,28 @@ export class Journal {
     nextSeq: number,
     readonly generation: number,
     private readonly segmentBytes: number,
+    private readonly io: JournalIo,
+    private readonly log: (message: string) => void,
+    dirChanged: boolean,
   ) {
+    this.dirChanged = dirChanged;
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
   }
 
-  static async open(stateDir: string, opts: { segmentBytes?: number } = {}): Promise<JournalOpenResult> {
+  static async open(stateDir: string, opts: JournalOpenOptions = {}): Promise<JournalOpenResult> {
     const dir = journalDir(stateDir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = await openIndex(dir);
     try {
-      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io }, opts.log ?? (() => {}));
     } catch (err) {
       await db.close();
       throw err;
     }
   }
 
-  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number): Promise<JournalOpenResult> {
+  private static async recover(dir: string, db: Level<string, string>, segmentBytes: number, io: JournalIo, log: (message: string) => void): Promise<JournalOpenResult> {
     const format = await db.get('state:format');
     if (format !== undefined && Number(format) !== JOURNAL_FORMAT) {
       throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
@@ -112,7 +166,8 @@ export class Journal {
     while (segments.length > 1 ? headerless(segments[segments.length - 1]) : segments[0] === 0 && headerless(0)) {
       unlinkSync(segmentPath(dir, segments.pop()!));
     }
-    const wasOpen = (await db.get('state:clean')) === 'false';
+    const dropped = Journal.cutAtTornSegment(dir, segments, log);
+    const wasOpen = (await db.get('state:clean')) === 'false' || dropped.length > 0;
     const generation = Number((await db.get('state:generation')) ?? '0') + 1;
     let writer: SegmentWriter;
     let nextSeq = 1;
@@ -134,13 +189,45 @@ export class Journal {
       }
       writer = SegmentWriter.reopen(dir, last, step.value.end);
     }
+    // synced: a power loss must not bring back the `clean` of the previous stop while this daemon runs
     await db.batch([
       { type: 'put', key: 'state:format', value: String(JOURNAL_FORMAT) },
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
-    ]);
-    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes);
+      ...dropped.map((n) => ({ type: 'del' as const, key: `seg:${n}` })),
+    ], { sync: true });
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log, segments.length === 0 || dropped.length > 0);
     return { journal, unclean: wasOpen, lastRecord };
+  }
+
+  /**
+   * A power loss can leave a torn tail in any segment whose records were not all made durable, not
+   * only the newest: the first segment that does not end cleanly right before the next one's first
+   * seq ends the journal. Every later segment is removed (from `segments` too): its records follow
+   * a gap, so they cannot be replayed in order, and none of them was reported durable (a group
+   * commit syncs every earlier segment before it reports a later record durable). The caller then
+   * cuts the torn tail as in the newest segment. A bad frame followed by more records is damage,
+   * not a torn write: the scan throws before anything is removed. Returns the removed segments.
+   */
+  private static cutAtTornSegment(dir: string, segments: number[], log: (message: string) => void): number[] {
+    let tail = segments.length > 1 ? segmentTail(segmentPath(dir, segments[0])) : undefined;
+    for (let i = 0; i + 1 < segments.length; i++) {
+      const next = segmentTail(segmentPath(dir, segments[i + 1]));
+      const end = tail!.lastSeq ?? tail!.firstSeq - 1;
+      if (tail!.clean && end + 1 === next.firstSeq) {
+        tail = next;
+        continue;
+      }
+      if (tail!.clean && end + 1 > next.firstSeq) {
+        throw new JournalCorruptError(`${segmentPath(dir, segments[i + 1])}: starts at record ${next.firstSeq}, before the end of the segment before it (${end})`);
+      }
+      for (const _ of scanSegment(segmentPath(dir, segments[i]))) void _; // throws on damage
+      const dropped = segments.splice(i + 1);
+      for (const n of dropped) unlinkSync(segmentPath(dir, n));
+      log(`journal: segment ${segments[i]} ends in a torn or lost record (a power loss); dropped segments ${dropped.join(', ')} after it`);
+      return dropped;
+    }
+    return [];
   }
 
   private static lastRecordOf(dir: string, segNo: number): Record | undefined {
@@ -189,16 +276,34 @@ export class Journal {
     return this.begin(rec).seq;
   }
 
+  /**
+   * Starts a new segment, or keeps the current one: the new segment is created before the current
+   * one is retired, so a failed create (a full disk) changes nothing and the record goes into the
+   * current segment past its size target. The next record tries again; the error is logged once
+   * per run of failures, never thrown (the operation itself is fine).
+   */
   private rotate(firstSeq: number): void {
-    this.retired.push(this.writer);
     const segNo = this.writer.segNo + 1;
-    this.writer = SegmentWriter.create(this.dir, segNo, firstSeq);
+    let next: SegmentWriter;
+    try {
+      next = SegmentWriter.create(this.dir, segNo, firstSeq);
+    } catch (err) {
+      this.rotationFailures++;
+      if (!this.rotationFailing) this.log(`journal: cannot start segment ${segNo} (${(err as Error).message}); appending to segment ${this.writer.segNo}`);
+      this.rotationFailing = true;
+      return;
+    }
+    this.rotationFailing = false;
+    this.retired.push(this.writer);
+    this.writer = next;
+    this.dirChanged = true; // its name is durable only once the dir is synced: see syncRound
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
   }
 
-  /** Resolves once every record up to `seq` is on stable storage. */
+  /** Resolves once every record up to `seq` is on stable storage; rejects (EIO) after a failed sync. */
   durable(seq: number = this.lastSeq): Promise<void> {
     if (seq <= this.durableSeq) return Promise.resolve();
+    if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise((resolve, reject) => {
       this.waiters.push({ seq, resolve, reject });
       this.syncRound();
@@ -211,16 +316,26 @@ export class Journal {
     const target = this.lastSeq;
     const writers = [...this.retired, this.writer];
     this.retired = [];
-    Promise.all(writers.map((w) => new Promise<void>((res, rej) => fdatasync(w.fd, (e) => (e ? rej(e) : res())))))
+    const syncs = writers.map((w) => this.io.fdatasync(w.fd));
+    // A new segment's records are durable only with its directory entry: the round that first
+    // covers them syncs the journal dir too (in parallel with the segments' fdatasync).
+    if (this.dirChanged) {
+      this.dirChanged = false;
+      syncs.push(this.io.syncDir(this.dir));
+    }
+    Promise.all(syncs)
       .then(() => {
-        // A segment rotated away while this round ran is in `retired` again and is synced (and
-        // closed) by the next round: closing it here would make that round fdatasync a closed fd.
-        for (const w of writers) if (w !== this.writer && !this.retired.includes(w)) w.close();
         this.durableSeq = Math.max(this.durableSeq, target);
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })
-      .catch((err) => this.settle((w) => (w.reject(err), true)))
+      .catch((err) => {
+        this.syncFailure ??= journalNotDurable(err);
+        this.settle((w) => (w.reject(this.syncFailure), true));
+      })
       .finally(() => {
+        // A segment rotated away while this round ran is in `retired` again and is synced (and
+        // closed) by the next round: closing it here would make that round fdatasync a closed fd.
+        for (const w of writers) if (w !== this.writer && !this.retired.includes(w)) w.close();
         this.syncing = false;
         this.syncRound();
       });
@@ -238,14 +353,19 @@ export class Journal {
     await this.db.put(`state:${key}`, value);
   }
 
-  /** Makes everything durable and, when `clean`, records that this daemon stopped cleanly. */
+  /**
+   * Makes everything durable and, when `clean`, records that this daemon stopped cleanly. A journal
+   * that could not be made durable is closed as unclean: the next start then treats the backing dir
+   * as possibly ahead of the journal (see "Crashes and recovery").
+   */
   async close(clean: boolean): Promise<void> {
-    await this.durable();
+    const durable = await this.durable().then(() => true, () => false);
     await Promise.all(this.indexWrites);
     await this.db.batch([
-      { type: 'put', key: 'state:clean', value: clean ? 'true' : 'false' },
+      { type: 'put', key: 'state:clean', value: clean && durable ? 'true' : 'false' },
       { type: 'put', key: 'state:lastSeq', value: String(this.lastSeq) },
-    ]);
+    ], { sync: true });
+    for (const w of this.retired) w.close(); // left unsynced by a failed round: no round runs after one
     this.writer.close();
     await this.db.close();
   }

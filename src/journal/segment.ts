@@ -1,7 +1,7 @@
 // Segment files: the append-only log that holds every journal record with its payload, in order.
 // A segment starts with a 32-byte header; records follow back to back; a zero body length (or the
 // end of the file) ends it. See docs/ARCHITECTURE.md, "Journal format".
-import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
 import { FRAME_HEADER, decodeRecord, type Record } from './record.js';
@@ -52,7 +52,14 @@ export class SegmentWriter {
   static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
     const path = segmentPath(dir, segNo);
     const fd = openSync(path, 'wx+', 0o600); // journal data is the volume's data
-    writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    try {
+      writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    } catch (err) {
+      // (a full disk) leave no headerless segment behind: the next attempt must find the name free
+      closeSync(fd);
+      unlinkSync(path);
+      throw err;
+    }
     return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER);
   }
 
@@ -89,6 +96,55 @@ export class SegmentWriter {
   }
 }
 
+/** Opens a segment to read and checks its header (the caller closes `fd`). */
+function openSegment(path: string): { fd: number; size: number; firstSeq: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const h = Buffer.alloc(SEGMENT_HEADER);
+    readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h, path).firstSeq };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/**
+ * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
+ * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
+ * file (or at an end marker) and the last one passes its checksum; `lastSeq` is that frame's seq.
+ */
+export function segmentTail(path: string): { firstSeq: number; lastSeq?: number; clean: boolean } {
+  const { fd, size, firstSeq } = openSegment(path);
+  try {
+    const frame = Buffer.alloc(FRAME_HEADER);
+    let offset = SEGMENT_HEADER;
+    let last: number | undefined;
+    let clean = true;
+    while (offset < size) {
+      if (offset + FRAME_HEADER > size) { clean = false; break; }
+      readSync(fd, frame, 0, FRAME_HEADER, offset);
+      const length = frame.readUInt32LE(0);
+      if (length === 0) break;
+      if (offset + FRAME_HEADER + length > size) { clean = false; break; }
+      last = offset;
+      offset += FRAME_HEADER + length;
+    }
+    if (last === undefined) return { firstSeq, clean };
+    readSync(fd, frame, 0, FRAME_HEADER, last);
+    const body = Buffer.alloc(frame.readUInt32LE(0));
+    readSync(fd, body, 0, body.length, last + FRAME_HEADER);
+    try {
+      return { firstSeq, lastSeq: decodeRecord(body, frame.readUInt32LE(4), `${path}@${last}`).seq, clean };
+    } catch (err) {
+      if (!(err instanceof JournalCorruptError)) throw err;
+      return { firstSeq, clean: false };
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface ScannedRecord {
   record: Record;
   offset: number;
@@ -102,12 +158,8 @@ export interface ScannedRecord {
  * throws; with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
-  const fd = openSync(path, 'r');
+  const { fd, size, firstSeq } = openSegment(path);
   try {
-    const size = fstatSync(fd).size;
-    const h = Buffer.alloc(SEGMENT_HEADER);
-    readSync(fd, h, 0, SEGMENT_HEADER, 0);
-    const { firstSeq } = checkHeader(h, path);
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
     const frame = Buffer.alloc(FRAME_HEADER);
     let body = Buffer.alloc(1 << 20);

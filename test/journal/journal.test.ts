@@ -1,11 +1,11 @@
 // The journal on its own: record codec, segments, rollback, rotation, torn tails, group commit.
 import { describe, expect, it } from 'vitest';
-import { appendFileSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, truncateSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Journal, journalDir } from '../../src/journal/journal.js';
 import { readJournal } from '../../src/journal/cursor.js';
 import { decodeRecord, encodeRecord, FRAME_HEADER, type NewRecord } from '../../src/journal/record.js';
-import { segmentPath } from '../../src/journal/segment.js';
+import { scanSegment, segmentPath } from '../../src/journal/segment.js';
 import { EpochfsError, JournalCorruptError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/env.js';
 
@@ -150,10 +150,7 @@ describe('journal', () => {
   });
 
   it('reports a damaged record in an older segment as corruption', async () => {
-    const state = tempDir('journal');
-    const { journal } = await Journal.open(state, { segmentBytes: 1024 });
-    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
-    await journal.close(true);
+    const state = await closedJournalOfSegments();
     const seg = segmentPath(journalDir(state), 0);
     const bytes = readFileSync(seg);
     bytes[100] ^= 0xff;
@@ -162,3 +159,136 @@ describe('journal', () => {
     expect(() => [...readJournal(state)]).toThrow(EpochfsError);
   });
 });
+
+/** An fdatasync stand-in that fails while `failing` is set (the kernel cannot be made to answer EIO on demand). */
+function flakySync() {
+  const state = { failing: false, calls: [] as string[] };
+  const io = {
+    fdatasync: async (_fd: number) => {
+      state.calls.push('segment');
+      if (state.failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
+    },
+    syncDir: async (path: string) => {
+      state.calls.push(`dir ${path}`);
+    },
+  };
+  return { state, io };
+}
+
+describe('journal error paths', () => {
+  it('after a failed group commit, later durability promises are refused until the journal is reopened', async () => {
+    const state = tempDir('journal');
+    const sync = flakySync();
+    const { journal } = await Journal.open(state, { io: sync.io });
+    journal.append(samples[0]);
+    sync.state.failing = true;
+    await expect(journal.durable()).rejects.toMatchObject({ code: 'EIO', errno: -5 });
+    sync.state.failing = false; // Linux reports a writeback error once: the next fdatasync succeeds
+    journal.append(samples[1]); // mutations go on being journaled
+    await expect(journal.durable()).rejects.toMatchObject({ code: 'EIO' });
+    await expect(journal.durable(1)).rejects.toMatchObject({ code: 'EIO' });
+    expect(journal.lastDurableSeq).toBe(0);
+    await journal.close(true);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual([1, 2]);
+    const again = await Journal.open(state);
+    expect(again.unclean).toBe(true); // records were never made durable: the next start resynchronizes
+    again.journal.append(samples[2]);
+    await again.journal.durable();
+    await again.journal.close(true);
+  });
+
+  it('a segment that cannot be created leaves the journal appending to the current one, and is retried', async () => {
+    const state = tempDir('journal');
+    const logged: string[] = [];
+    const { journal } = await Journal.open(state, { segmentBytes: 4096, log: (m) => logged.push(m) });
+    const next = segmentPath(journalDir(state), 1);
+    mkdirSync(next); // the create of segment 1 fails (EEXIST), as a full disk would make it fail
+    const write = (i: number) => journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    for (let i = 0; i < 50; i++) write(i); // every record past 4 KiB tries to rotate
+    expect(logged).toHaveLength(1); // the error surfaces once
+    expect(logged[0]).toMatch(/cannot start segment 1 .*EEXIST/);
+    expect(journal.rotationFailures).toBeGreaterThan(10);
+    expect(statSync(segmentPath(journalDir(state), 0)).size).toBeGreaterThan(4096 * 2);
+    await journal.durable();
+    rmdirSync(next); // space again: the next record rotates
+    for (let i = 0; i < 100; i++) {
+      write(i);
+      if (i % 20 === 0) await journal.durable(); // EBADF when a writer was retired (and closed) twice
+    }
+    await journal.durable();
+    await journal.close(true);
+    expect(readdirSync(journalDir(state)).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(3);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+  });
+
+  it('a torn tail in an older segment (a power loss) ends the journal there at the next open', async () => {
+    const state = await closedJournalOfSegments();
+    const dir = journalDir(state);
+    const segs = () => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+    expect(segs().length).toBeGreaterThan(3);
+    const seg1 = segmentPath(dir, 1);
+    const inSeg1 = scanAll(seg1);
+    truncateSync(seg1, inSeg1[inSeg1.length - 1].offset + 10); // its last record half-written
+    const logged: string[] = [];
+    const again = await Journal.open(state, { log: (m) => logged.push(m) });
+    expect(again.unclean).toBe(true);
+    const lastKept = inSeg1[inSeg1.length - 2].seq;
+    expect(again.lastRecord?.seq).toBe(lastKept);
+    expect(again.journal.lastSeq).toBe(lastKept);
+    expect(segs()).toEqual(['0000000000000000.seg', '0000000000000001.seg']);
+    expect(logged.join('\n')).toMatch(/segment 1 ends in a torn/);
+    for (let i = 0; i < 10; i++) again.journal.append(samples[1]);
+    await again.journal.close(true);
+    expect([...readJournal(state)].map((r) => r.seq)).toEqual(Array.from({ length: lastKept + 10 }, (_, i) => i + 1));
+  });
+
+  it('a damaged record followed by more records in an older segment stays corruption and removes nothing', async () => {
+    const state = await closedJournalOfSegments();
+    const dir = journalDir(state);
+    const before = readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
+    const seg1 = segmentPath(dir, 1);
+    const recs = scanAll(seg1);
+    const bytes = readFileSync(seg1).subarray(0, recs[recs.length - 1].offset + 10); // a torn tail...
+    bytes[recs[0].offset + 30] ^= 0xff; // ...after a damaged record
+    writeFileSync(seg1, bytes);
+    await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.seg')).length).toBe(before);
+  });
+
+  it("a new segment's directory entry is synced by the group commit that first covers its records", async () => {
+    const state = tempDir('journal');
+    const sync = flakySync();
+    const { journal } = await Journal.open(state, { segmentBytes: 4096, io: sync.io });
+    const dirSync = `dir ${journalDir(state)}`;
+    journal.append(samples[0]);
+    await journal.durable();
+    expect(sync.state.calls).toEqual(['segment', dirSync]); // segment 0 was created by this open
+    sync.state.calls.length = 0;
+    journal.append(samples[1]);
+    await journal.durable();
+    expect(sync.state.calls).toEqual(['segment']); // no new name: no dir sync
+    sync.state.calls.length = 0;
+    for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+    await journal.durable();
+    expect(sync.state.calls).toContain(dirSync);
+    const db = (journal as unknown as { db: { batch: (...a: unknown[]) => Promise<void> } }).db;
+    const batches: unknown[][] = [];
+    const batch = db.batch.bind(db);
+    db.batch = (...a: unknown[]) => (batches.push(a), batch(...a));
+    await journal.close(true);
+    expect(batches).toEqual([[expect.arrayContaining([{ type: 'put', key: 'state:clean', value: 'true' }]), { sync: true }]]);
+  });
+});
+
+/** A state dir whose cleanly closed journal spans several small segments. */
+async function closedJournalOfSegments(): Promise<string> {
+  const state = tempDir('journal');
+  const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+  for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+  await journal.close(true);
+  return state;
+}
+
+function scanAll(path: string) {
+  return [...scanSegment(path)].map(({ record, offset }) => ({ seq: record.seq, offset }));
+}
