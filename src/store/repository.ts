@@ -1,11 +1,12 @@
 // A store opened with its passphrase: the config, the key files, and encrypted objects
 // (docs/ARCHITECTURE.md, "Store format (version 1)").
 import { EpochfsError } from '../util/errors.js';
-import { ObjectNotFoundError, type Backend } from './backend.js';
+import { ObjectNotFoundError, type Backend, type ObjectKind } from './backend.js';
 import {
-  AuthenticationError, KDF_INTERACTIVE, KEY_BYTES, NONCE_BYTES, SALT_BYTES, SUBKEY_BLOB_IDS, SUBKEY_OBJECTS,
+  AuthenticationError, KDF_INTERACTIVE, KEY_BYTES, NONCE_BYTES, SALT_BYTES, SUBKEY_BLOB_IDS, SUBKEY_OBJECTS, TAG_BYTES,
   hash256, open, passphraseKey, randomBytes, seal, subkey,
 } from './crypto.js';
+import type { BlobType } from './pack.js';
 
 export const STORE_FORMAT = 'epochfs-store';
 export const STORE_VERSION = 1;
@@ -32,6 +33,38 @@ interface KeyFile {
 }
 
 export type EncryptedKind = 'index' | 'epochs';
+
+// issue 8: hostile store — objects are read whole before they can be authenticated, so every
+// kind's size is bounded by what the format can produce, and checked before it is read.
+/** What sealing adds to a plaintext. */
+const SEAL_BYTES = NONCE_BYTES + TAG_BYTES;
+/** config and key files: a few hundred bytes */
+const MAX_PLAIN_OBJECT = 1 << 20;
+/** index objects and epoch records (the writer splits index objects well below it) */
+export const MAX_JSON_OBJECT = 64 << 20;
+/** a tree blob: one directory of about a million entries */
+export const MAX_TREE_BLOB = 256 << 20;
+/** a pack header (the writer closes packs at MAX_BLOBS_PER_PACK blobs, well below it) */
+export const MAX_PACK_HEADER = 64 << 20;
+/** what a config may ask for: chunks and packs are read whole */
+const CHUNK_SIZES = { min: 4096, max: 64 << 20 };
+const PACK_SIZES = { min: 4096, max: 1 << 30 };
+
+/** The object's bytes, refused unread (stat) or read (get) when larger than `max` (EOBJECTCORRUPT). */
+export async function getBounded(backend: Backend, kind: ObjectKind, name: string, max: number): Promise<Buffer> {
+  const tooBig = (size: number) => new EpochfsError('EOBJECTCORRUPT', `${kind}/${name} of the store at ${backend.location} is ${size} bytes, more than the ${max} its format allows`);
+  const st = await backend.stat(kind, name);
+  if (st && st.size > max) throw tooBig(st.size);
+  const bytes = await backend.get(kind, name);
+  if (bytes.length > max) throw tooBig(bytes.length);
+  return bytes;
+}
+
+function checkSize(backend: Backend, field: string, value: unknown, range: { min: number; max: number }): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < range.min || value > range.max) {
+    throw new EpochfsError('EOBJECTCORRUPT', `config/config of the store at ${backend.location} has a bad ${field} (${String(value)}; ${range.min} to ${range.max})`);
+  }
+}
 
 function keyAd(storeId: string): Buffer {
   return Buffer.from(`epochfs key v1 ${storeId}`);
@@ -61,7 +94,7 @@ async function unsealMaster(file: KeyFile, passphrase: Buffer, storeId: string):
 async function readConfig(backend: Backend): Promise<{ config: StoreConfig; hash: string }> {
   let raw: Buffer;
   try {
-    raw = await backend.get('config', 'config');
+    raw = await getBounded(backend, 'config', 'config', MAX_PLAIN_OBJECT);
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new EpochfsError('ENOSTORE', `no epochfs store at ${backend.location}`);
     throw err;
@@ -72,16 +105,36 @@ async function readConfig(backend: Backend): Promise<{ config: StoreConfig; hash
   } catch {
     throw new EpochfsError('EOBJECTCORRUPT', `store config at ${backend.location} is not valid JSON`);
   }
-  if (config.format !== STORE_FORMAT) throw new EpochfsError('ENOSTORE', `${backend.location} is not an epochfs store`);
+  if (typeof config !== 'object' || config === null || config.format !== STORE_FORMAT) throw new EpochfsError('ENOSTORE', `${backend.location} is not an epochfs store`);
   if (config.version !== STORE_VERSION) {
     throw new EpochfsError('ESTOREVERSION', `store format v${config.version}; this epochfs reads v${STORE_VERSION}`);
   }
+  checkSize(backend, 'chunkSize', config.chunkSize, CHUNK_SIZES);
+  checkSize(backend, 'packSize', config.packSize, PACK_SIZES);
   return { config, hash: hash256(raw).toString('hex') };
 }
 
 /** A key file's name is the hash of its bytes, like every other object's. */
 function keyFileName(bytes: Buffer): string {
   return hash256(bytes).toString('hex');
+}
+
+/** A key file, or undefined when it is damaged: larger than one can be, not matching its name, not JSON. */
+async function soundKeyFile(backend: Backend, name: string): Promise<KeyFile | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await getBounded(backend, 'keys', name, MAX_PLAIN_OBJECT);
+  } catch (err) {
+    if (err instanceof EpochfsError && err.code === 'EOBJECTCORRUPT') return undefined;
+    throw err;
+  }
+  if (keyFileName(bytes) !== name) return undefined;
+  try {
+    const file = JSON.parse(bytes.toString()) as KeyFile;
+    return typeof file === 'object' && file !== null ? file : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class Repository {
@@ -115,12 +168,11 @@ export class Repository {
     const damaged: string[] = [];
     let sound = 0;
     for await (const name of backend.list('keys')) {
-      const bytes = await backend.get('keys', name);
-      if (keyFileName(bytes) !== name) {
+      const file = await soundKeyFile(backend, name);
+      if (!file) {
         damaged.push(name); // another key file may still open the store
         continue;
       }
-      const file = JSON.parse(bytes.toString()) as KeyFile;
       if (file.config !== hash) throw new EpochfsError('EOBJECTCORRUPT', `config/config of the store at ${backend.location} is damaged (it does not match keys/${name})`);
       sound++;
       const master = await unsealMaster(file, passphrase, config.id);
@@ -135,8 +187,18 @@ export class Repository {
   /** Key files whose bytes do not match their names. */
   async damagedKeys(): Promise<string[]> {
     const out: string[] = [];
-    for await (const name of this.backend.list('keys')) if (keyFileName(await this.backend.get('keys', name)) !== name) out.push(name);
+    for await (const name of this.backend.list('keys')) if (!(await soundKeyFile(this.backend, name))) out.push(name);
     return out;
+  }
+
+  /** The largest sealed blob of a type: a chunk, or a tree. */
+  maxSealedBlob(type: BlobType): number {
+    return (type === 'data' ? this.config.chunkSize : MAX_TREE_BLOB) + SEAL_BYTES;
+  }
+
+  /** The largest pack: blobs up to packSize, the one that crossed it, the sealed header, its length. */
+  get maxPackSize(): number {
+    return this.config.packSize + this.maxSealedBlob('tree') + MAX_PACK_HEADER + SEAL_BYTES + 4;
   }
 
   /** Keyed BLAKE2b-256 of a blob's plaintext (hex). */
@@ -190,7 +252,7 @@ export class Repository {
   async getObject(kind: EncryptedKind, name: string): Promise<Buffer> {
     let sealed: Buffer;
     try {
-      sealed = await this.backend.get(kind, name);
+      sealed = await getBounded(this.backend, kind, name, MAX_JSON_OBJECT + SEAL_BYTES);
     } catch (err) {
       if (err instanceof ObjectNotFoundError) throw new EpochfsError('EOBJECTMISSING', `${kind}/${name} is missing from the store`);
       throw err;
