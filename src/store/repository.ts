@@ -1,5 +1,5 @@
 // A store opened with its passphrase: the config, the key files, and encrypted objects
-// (docs/ARCHITECTURE.md, "Store format (version 1)").
+// (docs/ARCHITECTURE.md, "Store format (version 2)").
 import { EpochfsError } from '../util/errors.js';
 import { ObjectNotFoundError, type Backend, type ObjectKind } from './backend.js';
 import {
@@ -9,7 +9,7 @@ import {
 import type { BlobType } from './pack.js';
 
 export const STORE_FORMAT = 'epochfs-store';
-export const STORE_VERSION = 1;
+export const STORE_VERSION = 2;
 
 export interface StoreConfig {
   format: typeof STORE_FORMAT;
@@ -66,14 +66,17 @@ function checkSize(backend: Backend, field: string, value: unknown, range: { min
   }
 }
 
-function keyAd(storeId: string): Buffer {
-  return Buffer.from(`epochfs key v1 ${storeId}`);
-}
+// Store format v2 (issue 8: hostile store): the sealed box holds the master secret AND the
+// config's hash, so a config changed in the store — even with the key file's plaintext `config`
+// field fixed to match — fails once the passphrase has opened the box, as EOBJECTCORRUPT. (The hash
+// is sealed, not put in the additional data: there a changed config would fail like a wrong
+// passphrase.) The additional data is constant; the sealed hash covers the store id too.
+const KEY_AD = 'epochfs key v2';
 
-async function sealMaster(master: Buffer, passphrase: Buffer, storeId: string, configHash: string, kdf = KDF_INTERACTIVE): Promise<KeyFile> {
+async function sealMaster(master: Buffer, passphrase: Buffer, configHash: string, kdf = KDF_INTERACTIVE): Promise<KeyFile> {
   const salt = randomBytes(SALT_BYTES);
   const key = await passphraseKey(passphrase, salt, kdf.opslimit, kdf.memlimit);
-  const sealed = seal(key, master, keyAd(storeId).toString());
+  const sealed = seal(key, Buffer.concat([master, Buffer.from(configHash, 'hex')]), KEY_AD);
   return {
     config: configHash, kdf: 'argon2id13', ...kdf, salt: salt.toString('base64'),
     nonce: sealed.subarray(0, NONCE_BYTES).toString('base64'), sealed: sealed.subarray(NONCE_BYTES).toString('base64'),
@@ -81,14 +84,27 @@ async function sealMaster(master: Buffer, passphrase: Buffer, storeId: string, c
   };
 }
 
-async function unsealMaster(file: KeyFile, passphrase: Buffer, storeId: string): Promise<Buffer | undefined> {
+/** The master secret and the config hash sealed with it; undefined for a wrong passphrase. */
+async function unsealMaster(file: KeyFile, passphrase: Buffer): Promise<{ master: Buffer; configHash: string } | undefined> {
   const key = await passphraseKey(passphrase, Buffer.from(file.salt, 'base64'), file.opslimit, file.memlimit);
+  let plain: Buffer;
   try {
-    return open(key, Buffer.concat([Buffer.from(file.nonce, 'base64'), Buffer.from(file.sealed, 'base64')]), keyAd(storeId).toString());
+    plain = open(key, Buffer.concat([Buffer.from(file.nonce, 'base64'), Buffer.from(file.sealed, 'base64')]), KEY_AD);
   } catch (err) {
     if (err instanceof AuthenticationError) return undefined;
     throw err;
   }
+  return { master: plain.subarray(0, KEY_BYTES), configHash: plain.subarray(KEY_BYTES).toString('hex') };
+}
+
+/** Argon2id costs a key file may ask for: more would let a store exhaust the machine. */
+const KDF_LIMITS = { opslimit: 16, memlimit: 1 << 30 };
+
+function isSoundKeyFile(file: KeyFile): boolean {
+  const isText = (v: unknown) => typeof v === 'string';
+  return typeof file === 'object' && file !== null && file.kdf === 'argon2id13' && isText(file.config) && isText(file.salt) && isText(file.nonce) && isText(file.sealed)
+    && Number.isSafeInteger(file.opslimit) && file.opslimit >= 1 && file.opslimit <= KDF_LIMITS.opslimit
+    && Number.isSafeInteger(file.memlimit) && file.memlimit >= 8192 && file.memlimit <= KDF_LIMITS.memlimit;
 }
 
 async function readConfig(backend: Backend): Promise<{ config: StoreConfig; hash: string }> {
@@ -106,6 +122,9 @@ async function readConfig(backend: Backend): Promise<{ config: StoreConfig; hash
     throw new EpochfsError('EOBJECTCORRUPT', `store config at ${backend.location} is not valid JSON`);
   }
   if (typeof config !== 'object' || config === null || config.format !== STORE_FORMAT) throw new EpochfsError('ENOSTORE', `${backend.location} is not an epochfs store`);
+  if (config.version === 1) {
+    throw new EpochfsError('ESTOREVERSION', `${backend.location}: store format v1, whose config is not authenticated; this epochfs reads v2: restore with the epochfs that wrote it, then create a new store with epochfs init`);
+  }
   if (config.version !== STORE_VERSION) {
     throw new EpochfsError('ESTOREVERSION', `store format v${config.version}; this epochfs reads v${STORE_VERSION}`);
   }
@@ -131,7 +150,7 @@ async function soundKeyFile(backend: Backend, name: string): Promise<KeyFile | u
   if (keyFileName(bytes) !== name) return undefined;
   try {
     const file = JSON.parse(bytes.toString()) as KeyFile;
-    return typeof file === 'object' && file !== null ? file : undefined;
+    return isSoundKeyFile(file) ? file : undefined;
   } catch {
     return undefined;
   }
@@ -155,7 +174,7 @@ export class Repository {
     };
     const master = randomBytes(KEY_BYTES);
     const configBytes = Buffer.from(JSON.stringify(config, null, 2));
-    const keyBytes = Buffer.from(JSON.stringify(await sealMaster(master, passphrase, config.id, hash256(configBytes).toString('hex'), opts.kdf)));
+    const keyBytes = Buffer.from(JSON.stringify(await sealMaster(master, passphrase, hash256(configBytes).toString('hex'), opts.kdf)));
     // The key goes first: a config without a key would be a store nobody can open.
     await backend.put('keys', keyFileName(keyBytes), keyBytes);
     await backend.put('config', 'config', configBytes);
@@ -175,8 +194,10 @@ export class Repository {
       }
       if (file.config !== hash) throw new EpochfsError('EOBJECTCORRUPT', `config/config of the store at ${backend.location} is damaged (it does not match keys/${name})`);
       sound++;
-      const master = await unsealMaster(file, passphrase, config.id);
-      if (master) return new Repository(backend, config, master);
+      const opened = await unsealMaster(file, passphrase);
+      if (!opened) continue;
+      if (opened.configHash !== hash) throw new EpochfsError('EOBJECTCORRUPT', `config/config of the store at ${backend.location} has been altered (it fails authentication with keys/${name})`);
+      return new Repository(backend, config, opened.master);
     }
     if (sound === 0 && damaged.length) {
       throw new EpochfsError('EOBJECTCORRUPT', `every key file of the store at ${backend.location} is damaged: ${damaged.map((n) => `keys/${n}`).join(', ')}`);
