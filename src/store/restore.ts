@@ -31,10 +31,10 @@ export interface RestoreProgress {
   (bytes: number): void;
 }
 
-/** Writes all of `data` at `pos`: writeSync may write less than asked. */
-function writeAll(fd: number, data: Buffer, pos: number): void {
+/** Writes all of `data` at `pos`: a write may write less than asked (`write` is writeSync's shape). */
+export function writeAll(fd: number, data: Buffer, pos: number, write: typeof writeSync = writeSync): void {
   for (let done = 0; done < data.length;) {
-    const n = writeSync(fd, data, done, data.length - done, pos + done);
+    const n = write(fd, data, done, data.length - done, pos + done);
     if (n <= 0) throw new EpochfsError('EPATHIO', `write returned ${n}`);
     done += n;
   }
