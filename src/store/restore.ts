@@ -32,10 +32,10 @@ export interface RestoreProgress {
 }
 
 /** Writes all of `data` at `pos`: a write may write less than asked (`write` is writeSync's shape). */
-export function writeAll(fd: number, data: Buffer, pos: number, write: typeof writeSync = writeSync): void {
+export function writeAll(fd: number, path: string, data: Buffer, pos: number, write: typeof writeSync = writeSync): void {
   for (let done = 0; done < data.length;) {
     const n = write(fd, data, done, data.length - done, pos + done);
-    if (n <= 0) throw new EpochfsError('EPATHIO', `write returned ${n}`);
+    if (n <= 0) throw new EpochfsError('EPATHIO', `${path}: write returned ${n}`);
     done += n;
   }
 }
@@ -111,7 +111,7 @@ class Restorer {
           continue;
         }
         const data = await this.blobs.get(id);
-        writeAll(fd, data, pos);
+        writeAll(fd, path, data, pos);
         pos += data.length;
         this.progress(data.length);
       }

@@ -12,12 +12,12 @@ describe('writeAll', () => {
     const fd = openSync(path, 'w');
     const data = Buffer.from('0123456789abcdefghij');
     const short = ((f: number, b: Buffer, off: number, len: number, pos: number) => writeSync(f, b, off, Math.min(len, 3), pos)) as typeof writeSync;
-    writeAll(fd, data, 5, short);
+    writeAll(fd, path, data, 5, short);
     closeSync(fd);
     expect(readFileSync(path).equals(Buffer.concat([Buffer.alloc(5), data]))).toBe(true);
   });
 
   it('throws when a write makes no progress', () => {
-    expect(() => writeAll(0, Buffer.from('x'), 0, (() => 0) as unknown as typeof writeSync)).toThrow(/write returned 0/);
+    expect(() => writeAll(0, '/some/file', Buffer.from('x'), 0, (() => 0) as unknown as typeof writeSync)).toThrow('/some/file: write returned 0');
   });
 });
