@@ -55,10 +55,13 @@ export function parseEpochRecord(buf: Buffer, id: string): EpochRecord {
   if (typeof r !== 'object' || r === null || typeof r.group !== 'string' || typeof r.time !== 'string' || typeof r.seq !== 'number' || !Array.isArray(r.volumes)) {
     throw corrupt('is not an epoch record');
   }
+  const names = new Set<string>();
   for (const v of r.volumes as unknown[] as EpochVolume[]) {
     if (typeof v !== 'object' || v === null) throw corrupt('a volume is not an object');
     const badName = badNameReason(v.name);
     if (badName) throw corrupt(`a volume: ${badName.replace(/^its name/, 'name')}`);
+    if (names.has(v.name)) throw corrupt(`two volumes are named ${JSON.stringify(v.name)}`);
+    names.add(v.name);
     if (typeof v.tree !== 'string' || !/^[0-9a-f]{64}$/.test(v.tree) || typeof v.root !== 'object' || v.root === null) throw corrupt(`volume ${JSON.stringify(v.name)} has no tree`);
   }
   return r;

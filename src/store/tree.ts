@@ -34,6 +34,8 @@ export function encodeTree(entries: TreeEntry[]): Buffer {
 const ENTRY_TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'chr', 'blk', 'socket']);
 const NS_TIME = /^-?[0-9]{1,20}$/;
 const BLOB_ID = /^[0-9a-f]{64}$/;
+/** uid_t and gid_t are 32 bits */
+const MAX_ID = 0xffffffff;
 
 /** Why `name` cannot be one component of a path restored below a directory, or undefined if it can. */
 export function badNameReason(name: unknown): string | undefined {
@@ -50,7 +52,7 @@ function isCount(v: unknown): v is number {
 /** Why a tree entry is malformed, or undefined when it is sound. */
 function badEntryReason(e: TreeEntry): string | undefined {
   if (typeof e.type !== 'string' || !ENTRY_TYPES.has(e.type)) return `its type ${JSON.stringify(e.type)} is unknown`;
-  if (!isCount(e.mode) || e.mode > 0o177777 || !isCount(e.uid) || !isCount(e.gid)) return 'its mode or owner is not a number';
+  if (!isCount(e.mode) || e.mode > 0o177777 || !isCount(e.uid) || !isCount(e.gid) || e.uid > MAX_ID || e.gid > MAX_ID) return 'its mode or owner is not a number';
   if (typeof e.mtime !== 'string' || !NS_TIME.test(e.mtime) || (e.atime !== undefined && (typeof e.atime !== 'string' || !NS_TIME.test(e.atime)))) return 'its times are not ns numbers';
   if (e.xattrs !== undefined && (typeof e.xattrs !== 'object' || e.xattrs === null || Object.values(e.xattrs).some((v) => typeof v !== 'string'))) return 'its xattrs are malformed';
   if (e.link !== undefined && (!isCount(e.link) || e.type === 'dir')) return 'its hard-link group is malformed';

@@ -82,7 +82,15 @@ describe('restore from a hostile store', () => {
     await expectRefused(async (put) => oneVolume(put, [await file(put, 'f', { type: 'door' })]), /entry "f": its type "door" is unknown/);
   });
 
-  it('refuses a volume name that would put the volume beside --to', async () => {
+  it('refuses a volume name that would put the volume beside --to, and two volumes of one name', async () => {
     await expectRefused(async (put) => [{ name: '../sentinel2', tree: await put.tree([await file(put, 'f')]) }], /epochs\/[0-9a-f]{64}: a volume: name "..\/sentinel2" holds/);
+    await expectRefused(async (put) => {
+      const tree = await put.tree([await file(put, 'f')]);
+      return [{ name: 'v', tree }, { name: 'v', tree }];
+    }, /epochs\/[0-9a-f]{64}: two volumes are named "v"/);
+  });
+
+  it('refuses an owner beyond 32 bits', async () => {
+    await expectRefused(async (put) => oneVolume(put, [await file(put, 'f', { uid: 2 ** 40 })]), /entry "f": its mode or owner is not a number/);
   });
 });
