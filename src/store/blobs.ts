@@ -2,7 +2,7 @@
 // index. Write order (docs/ARCHITECTURE.md): packs first, then the index objects that list them.
 import { EpochfsError } from '../util/errors.js';
 import { hash256 } from './crypto.js';
-import { PackBuilder, type BlobType } from './pack.js';
+import { PackBuilder, checkPackedBlobs, type BlobType, type PackedBlob } from './pack.js';
 import type { Repository } from './repository.js';
 
 export interface IndexEntry {
@@ -13,7 +13,30 @@ export interface IndexEntry {
 }
 
 interface IndexObject {
-  packs: { id: string; blobs: { id: string; type: BlobType; offset: number; length: number }[] }[];
+  packs: { id: string; blobs: PackedBlob[] }[];
+}
+
+/** Index objects are split at about this many blobs, so each stays far below MAX_JSON_OBJECT. */
+const MAX_BLOBS_PER_INDEX = 100_000;
+
+/**
+ * An index object's JSON, checked (issue 8: hostile store): every pack id an object name, every
+ * blob a sound entry no larger than its type allows, so a read never asks for unbounded bytes.
+ */
+export function parseIndex(repo: Repository, plaintext: Buffer, name: string): IndexObject {
+  const where = `index/${name}`;
+  let idx: IndexObject;
+  try {
+    idx = JSON.parse(plaintext.toString());
+  } catch {
+    throw new EpochfsError('EOBJECTCORRUPT', `${where} is not valid JSON`);
+  }
+  if (typeof idx !== 'object' || idx === null || !Array.isArray(idx.packs)) throw new EpochfsError('EOBJECTCORRUPT', `${where} has no pack list`);
+  for (const p of idx.packs) {
+    if (typeof p !== 'object' || p === null || typeof p.id !== 'string' || !/^[0-9a-f]{64}$/.test(p.id)) throw new EpochfsError('EOBJECTCORRUPT', `${where} lists a malformed pack`);
+    checkPackedBlobs(repo, p.blobs, `${where} (pack ${p.id})`);
+  }
+  return idx;
 }
 
 export class BlobStore {
@@ -30,7 +53,7 @@ export class BlobStore {
   static async load(repo: Repository): Promise<BlobStore> {
     const store = new BlobStore(repo);
     for await (const name of repo.backend.list('index')) {
-      const idx = JSON.parse((await repo.getObject('index', name)).toString()) as IndexObject;
+      const idx = parseIndex(repo, await repo.getObject('index', name), name);
       for (const p of idx.packs) for (const b of p.blobs) store.index.set(b.id, { pack: p.id, type: b.type, offset: b.offset, length: b.length });
     }
     return store;
@@ -54,7 +77,7 @@ export class BlobStore {
     if (this.has(id)) return id;
     this.pack.add(id, type, this.repo.sealBlob(id, plaintext));
     this.pending.add(id);
-    if (this.pack.size >= this.repo.config.packSize) await this.writePack();
+    if (this.pack.full(this.repo.config.packSize)) await this.writePack();
     return id;
   }
 
@@ -76,15 +99,20 @@ export class BlobStore {
       this.pending.delete(b.id);
     }
     this.unindexed.push({ id: name, blobs: pack.blobs });
+    if (this.unindexed.reduce((n, p) => n + p.blobs.length, 0) >= MAX_BLOBS_PER_INDEX) await this.writeIndex();
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const obj: IndexObject = { packs: this.unindexed };
+    await this.repo.putObject('index', Buffer.from(JSON.stringify(obj)));
+    this.unindexed = [];
   }
 
   /** Writes the open pack, then one index object for every pack not yet indexed. */
   async flush(): Promise<void> {
     await this.writePack();
-    if (this.unindexed.length === 0) return;
-    const obj: IndexObject = { packs: this.unindexed };
-    await this.repo.putObject('index', Buffer.from(JSON.stringify(obj)));
-    this.unindexed = [];
+    await this.writeIndex();
   }
 
   /**

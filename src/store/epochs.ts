@@ -2,7 +2,7 @@
 // (docs/ARCHITECTURE.md, "Epoch"). `latest` and id prefixes resolve within one group.
 import { EpochfsError, UsageError } from '../util/errors.js';
 import type { Repository } from './repository.js';
-import type { NodeMeta } from './tree.js';
+import { badNameReason, type NodeMeta } from './tree.js';
 
 export interface EpochVolume {
   name: string;
@@ -40,8 +40,35 @@ export async function writeEpoch(repo: Repository, record: EpochRecord): Promise
   return repo.putObject('epochs', Buffer.from(JSON.stringify(record)));
 }
 
+/**
+ * An epoch record's JSON, checked (issue 8: hostile store): a volume's name becomes a directory
+ * under restore's --to, so it is one path component like a tree entry's.
+ */
+export function parseEpochRecord(buf: Buffer, id: string): EpochRecord {
+  const corrupt = (reason: string) => new EpochfsError('EOBJECTCORRUPT', `epochs/${id}: ${reason}`);
+  let r: EpochRecord;
+  try {
+    r = JSON.parse(buf.toString());
+  } catch {
+    throw corrupt('is not valid JSON');
+  }
+  if (typeof r !== 'object' || r === null || typeof r.group !== 'string' || typeof r.time !== 'string' || typeof r.seq !== 'number' || !Array.isArray(r.volumes)) {
+    throw corrupt('is not an epoch record');
+  }
+  const names = new Set<string>();
+  for (const v of r.volumes as unknown[] as EpochVolume[]) {
+    if (typeof v !== 'object' || v === null) throw corrupt('a volume is not an object');
+    const badName = badNameReason(v.name);
+    if (badName) throw corrupt(`a volume: ${badName.replace(/^its name/, 'name')}`);
+    if (names.has(v.name)) throw corrupt(`two volumes are named ${JSON.stringify(v.name)}`);
+    names.add(v.name);
+    if (typeof v.tree !== 'string' || !/^[0-9a-f]{64}$/.test(v.tree) || typeof v.root !== 'object' || v.root === null) throw corrupt(`volume ${JSON.stringify(v.name)} has no tree`);
+  }
+  return r;
+}
+
 export async function readEpoch(repo: Repository, id: string): Promise<Epoch> {
-  return { id, ...(JSON.parse((await repo.getObject('epochs', id)).toString()) as EpochRecord) };
+  return { id, ...parseEpochRecord(await repo.getObject('epochs', id), id) };
 }
 
 /** Every epoch in the store, oldest first. */

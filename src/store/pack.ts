@@ -1,7 +1,8 @@
 // Pack files: sealed blobs back to back, then the sealed header that lists them, then the header's
 // length as u32 LE (docs/ARCHITECTURE.md, "Store format", Pack).
 import { EpochfsError } from '../util/errors.js';
-import type { Repository } from './repository.js';
+import { NONCE_BYTES, TAG_BYTES } from './crypto.js';
+import { MAX_PACK_HEADER, type Repository } from './repository.js';
 
 export type BlobType = 'data' | 'tree';
 
@@ -13,6 +14,25 @@ export interface PackedBlob {
 }
 
 const HEADER_AD_KIND = 'packs';
+/** A pack header lists at most this many blobs (about 130 bytes of JSON each). */
+const MAX_BLOBS_PER_PACK = 200_000;
+const BLOB_TYPES: ReadonlySet<string> = new Set(['data', 'tree']);
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * A list of blobs (a pack header's, or an index's for one pack), checked (issue 8: hostile store):
+ * each with a blob id, a type, and an offset and a length no larger than its type allows.
+ */
+export function checkPackedBlobs(repo: Repository, blobs: unknown, where: string): asserts blobs is PackedBlob[] {
+  if (!Array.isArray(blobs)) throw new EpochfsError('EOBJECTCORRUPT', `${where} has no blob list`);
+  for (const b of blobs as PackedBlob[]) {
+    if (typeof b !== 'object' || b === null || typeof b.id !== 'string' || !/^[0-9a-f]{64}$/.test(b.id) || !BLOB_TYPES.has(b.type) || !isCount(b.offset) || !isCount(b.length)) {
+      throw new EpochfsError('EOBJECTCORRUPT', `${where} lists a malformed blob`);
+    }
+    if (b.length > repo.maxSealedBlob(b.type)) throw new EpochfsError('EOBJECTCORRUPT', `${where} lists blob ${b.id} of ${b.length} bytes, more than a ${b.type} blob can be`);
+  }
+}
 
 /** Collects sealed blobs until the pack is full. */
 export class PackBuilder {
@@ -24,6 +44,11 @@ export class PackBuilder {
     this.blobs.push({ id, type, offset: this.size, length: sealed.length });
     this.parts.push(sealed);
     this.size += sealed.length;
+  }
+
+  /** At packSize, or at so many blobs that the header would near MAX_PACK_HEADER. */
+  full(packSize: number): boolean {
+    return this.size >= packSize || this.blobs.length >= MAX_BLOBS_PER_PACK;
   }
 
   get empty(): boolean {
@@ -43,7 +68,15 @@ export class PackBuilder {
 export function readPackHeader(repo: Repository, name: string, pack: Buffer): PackedBlob[] {
   if (pack.length < 4) throw new EpochfsError('EOBJECTCORRUPT', `packs/${name} is truncated`);
   const len = pack.readUInt32LE(pack.length - 4);
-  if (len + 4 > pack.length) throw new EpochfsError('EOBJECTCORRUPT', `packs/${name} has a bad header length`);
+  if (len + 4 > pack.length || len > MAX_PACK_HEADER + NONCE_BYTES + TAG_BYTES) throw new EpochfsError('EOBJECTCORRUPT', `packs/${name} has a bad header length`);
   const header = repo.openHeader(HEADER_AD_KIND, pack.subarray(pack.length - 4 - len, pack.length - 4), `packs/${name}`);
-  return JSON.parse(header.toString()) as PackedBlob[];
+  let blobs: unknown;
+  try {
+    blobs = JSON.parse(header.toString());
+  } catch {
+    throw new EpochfsError('EOBJECTCORRUPT', `packs/${name} has a header that is not valid JSON`);
+  }
+  checkPackedBlobs(repo, blobs, `packs/${name}`);
+  for (const b of blobs) if (b.offset + b.length > pack.length - 4 - len) throw new EpochfsError('EOBJECTCORRUPT', `packs/${name} lists blob ${b.id} beyond its end`);
+  return blobs;
 }

@@ -3,11 +3,11 @@
 // blob that an epoch references present. Problems are collected, each naming its object.
 import { EpochfsError } from '../util/errors.js';
 import { counted } from '../util/format.js';
-import { BlobStore } from './blobs.js';
+import { BlobStore, parseIndex } from './blobs.js';
 import { hash256 } from './crypto.js';
 import { readEpoch, type Epoch } from './epochs.js';
 import { readPackHeader, type PackedBlob } from './pack.js';
-import type { Repository } from './repository.js';
+import { getBounded, type Repository } from './repository.js';
 import { decodeTree } from './tree.js';
 
 /** One damaged or dangling object: its kind and name in the store, and what is wrong with it. */
@@ -42,7 +42,7 @@ async function checkPacks(repo: Repository, report: VerifyReport): Promise<Map<s
   for await (const name of repo.backend.list('packs')) {
     report.packs++;
     try {
-      const bytes = await repo.backend.get('packs', name);
+      const bytes = await getBounded(repo.backend, 'packs', name, repo.maxPackSize);
       if (hash256(bytes).toString('hex') !== name) throw new Error(`packs/${name} is damaged (its content does not match its name)`);
       const blobs = readPackHeader(repo, name, bytes);
       for (const b of blobs) {
@@ -61,7 +61,7 @@ async function checkIndexes(repo: Repository, packs: Map<string, PackedBlob[]>, 
   for await (const name of repo.backend.list('index')) {
     report.indexes++;
     try {
-      const idx = JSON.parse((await repo.getObject('index', name)).toString()) as { packs: { id: string; blobs: PackedBlob[] }[] };
+      const idx = parseIndex(repo, await repo.getObject('index', name), name);
       for (const p of idx.packs) {
         const held = packs.get(p.id);
         if (!held) {
@@ -105,7 +105,7 @@ async function checkReferences(blobs: BlobStore, epochs: Epoch[], report: Verify
     if (!blobs.has(tree)) return void dangling(where, `tree ${tree} is missing`);
     let entries;
     try {
-      entries = decodeTree(await blobs.get(tree));
+      entries = decodeTree(await blobs.get(tree), `tree ${tree}`);
     } catch (err) {
       return void dangling(where, (err as Error).message);
     }

@@ -1,6 +1,7 @@
 // Store creation and opening: passphrases, key files, encrypted objects and their integrity.
 import { describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hash256 } from '../../src/store/crypto.js';
 import { join } from 'node:path';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { Repository } from '../../src/store/repository.js';
@@ -30,8 +31,37 @@ describe('repository', () => {
     const backend = store();
     await Repository.init(backend, pass);
     const path = join(backend.dir, 'config', 'config');
-    writeFileSync(path, readFileSync(path, 'utf8').replace('"version": 1', '"version": 2'));
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"version": 2', '"version": 3'));
     await expect(Repository.open(backend, pass)).rejects.toMatchObject({ code: 'ESTOREVERSION', exitCode: 5 });
+  });
+
+  // issue 8: hostile store
+  it('refuses a v1 store (its config is not authenticated) saying how to move on', async () => {
+    const backend = store();
+    await Repository.init(backend, pass);
+    const path = join(backend.dir, 'config', 'config');
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"version": 2', '"version": 1'));
+    await expect(Repository.open(backend, pass)).rejects.toMatchObject({
+      code: 'ESTOREVERSION', exitCode: 5, message: expect.stringMatching(/^[^\n]*store format v1, whose config is not authenticated.*epochfs init$/),
+    });
+  });
+
+  it('refuses a config altered in the store, with the key file fixed to match, as damage', async () => {
+    const backend = store();
+    await Repository.init(backend, pass);
+    const configPath = join(backend.dir, 'config', 'config');
+    const altered = Buffer.from(readFileSync(configPath, 'utf8').replace('"chunkSize": 1048576', '"chunkSize": 524288'));
+    writeFileSync(configPath, altered);
+    const [keyName] = readdirSync(join(backend.dir, 'keys'));
+    const key = JSON.parse(readFileSync(join(backend.dir, 'keys', keyName), 'utf8'));
+    key.config = hash256(altered).toString('hex');
+    const keyBytes = Buffer.from(JSON.stringify(key));
+    rmSync(join(backend.dir, 'keys', keyName));
+    writeFileSync(join(backend.dir, 'keys', hash256(keyBytes).toString('hex')), keyBytes);
+    await expect(Repository.open(backend, pass)).rejects.toMatchObject({
+      code: 'EOBJECTCORRUPT', exitCode: 5, message: expect.stringContaining('config/config of the store at'),
+    });
+    await expect(Repository.open(backend, Buffer.from('wrong'))).rejects.toMatchObject({ code: 'EBADPASS' });
   });
 
   it('keeps blob ids secret: they depend on the store key', async () => {
