@@ -14,8 +14,7 @@ export function fsPath(path: string): string | Buffer {
 
 /** The path string for bytes read from the file system. */
 export function nameOf(bytes: Buffer): string {
-  for (const b of bytes) if (b >= 0x80) return sys.decodeName(bytes);
-  return bytes.toString('latin1');
+  return sys.decodeName(bytes); // the codec checks for plain UTF-8 itself
 }
 
 /** The names in a directory, byte-exact. */

@@ -118,7 +118,7 @@ export class ShipperClient {
   private stopShipping(reason: string): void {
     this.stopped = reason;
     this.noteError(reason);
-    for (const m of this.held.splice(0)) this.waiting.get(m.id)?.reject(new EpochfsError('EDAEMON', reason));
+    this.held = []; // their callers are among the waiting
     for (const w of this.waiting.values()) w.reject(new EpochfsError('EDAEMON', reason));
     this.waiting.clear();
   }
