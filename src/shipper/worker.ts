@@ -2,6 +2,8 @@
 // at a time in order.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Shipper, type ShippedEpoch } from './shipper.js';
+import type { VolumePlan } from '../group/dirty-set.js';
+import type { SyncStats } from './tree-sync.js';
 
 export interface WorkerInput {
   stateDir: string;
@@ -11,17 +13,34 @@ export interface WorkerInput {
   startSeq: number;
 }
 
-export type ToWorker = { type: 'ship'; id: number; seq: number; expected: string[] };
+export type ToWorker =
+  | { type: 'ship'; id: number; seq: number; expected: string[] }
+  | { type: 'resync'; id: number; seq: number; plans: VolumePlan[]; tolerant: boolean }
+  | { type: 'probe'; id: number };
 export type FromWorker =
   | { type: 'ready'; cursor: number }
   | { type: 'epoch'; id: number; epoch: ShippedEpoch }
-  | { type: 'error'; id: number; message: string }
+  | { type: 'resynced'; id: number; stats: SyncStats }
+  | { type: 'probed'; id: number }
+  | { type: 'error'; id: number; message: string; code?: string }
   | { type: 'log'; message: string }
   | { type: 'fatal'; message: string };
 
 const port = parentPort!;
 const input = workerData as WorkerInput;
 const post = (m: FromWorker) => port.postMessage(m);
+
+async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
+  switch (msg.type) {
+    case 'ship':
+      return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected) };
+    case 'resync':
+      return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant) };
+    case 'probe':
+      await shipper.probe();
+      return { type: 'probed', id: msg.id };
+  }
+}
 
 try {
   const shipper = await Shipper.open({
@@ -38,10 +57,9 @@ try {
     if (++requests === exitAt) process.exit(70);
     queue = queue.then(async () => {
       try {
-        const epoch = await shipper.ship(msg.seq, msg.expected);
-        post({ type: 'epoch', id: msg.id, epoch });
+        post(await serve(shipper, msg));
       } catch (err) {
-        post({ type: 'error', id: msg.id, message: (err as Error).message });
+        post({ type: 'error', id: msg.id, message: (err as Error).message, code: (err as { code?: string }).code });
       }
     });
   });
