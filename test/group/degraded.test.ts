@@ -4,7 +4,8 @@
 // tree; every epoch in the store verifies.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, promises as fsp, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, promises as fsp, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
@@ -24,6 +25,7 @@ afterAll(() => {
 });
 
 interface Status {
+  pid: number;
   mode: { state: string; reason: string | null; resyncs: number; waiting: string | null };
   buffer: { used: number; max: number };
   shipping: { lagBytes: number; lagSeconds: number; worker: { lastError: { message: string } | null } };
@@ -90,7 +92,57 @@ async function expectEpochEqualsLive(g: TestGroup, group: string, label: string)
   expect(verified.ok).toBe(true);
 }
 
+/** kill -9 of the group's daemon; resolves once it is gone. */
+async function killDaemon(group: string): Promise<void> {
+  const { pid } = await status(group);
+  process.kill(pid, 'SIGKILL');
+  await until('the daemon to die', 10_000, async () => {
+    try {
+      process.kill(pid, 0);
+      return undefined;
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** Changes made to the backing dir behind the journal's back: what a power loss can leave. */
+function changeBehindTheJournal(backing: string, tag: string): void {
+  writeFileSync(join(backing, 'kept'), `rewritten ${tag}`);
+  writeFileSync(join(backing, `new-${tag}`), 'a file the journal never saw');
+  unlinkSync(join(backing, 'gone'));
+}
+
 describe('degraded mode', () => {
+  it('an unclean stop under another boot id (a power loss) resyncs whole; a kill under the same boot id does not', async () => {
+    const g = await makeGroup('degraded-boot', 1, env);
+    const group = 'boot';
+    const v = g.vols[0];
+    await mountInGroup(g, group, v, env, ['--epoch-interval', '200ms']);
+    for (const f of ['kept', 'gone', 'gone2']) writeFileSync(join(v.mnt, f), `first ${f}`);
+    await epochfsOk(['checkpoint', v.mnt], { env });
+
+    // a kill: the page cache kept every journal record, so no resync
+    await killDaemon(group);
+    await mountInGroup(g, group, v, env, ['--epoch-interval', '200ms']);
+    expect((await status(group)).mode).toMatchObject({ state: 'normal', resyncs: 0 });
+    unlinkSync(join(v.mnt, 'gone2'));
+
+    // a power loss: the journal lacks changes the backing dir has
+    await killDaemon(group);
+    changeBehindTheJournal(v.backing, 'p');
+    await mountInGroup(g, group, v, { ...env, EPOCHFS_BOOT_ID: randomUUID() }, ['--epoch-interval', '200ms']);
+    const s = await until('the resync', 30_000, async () => {
+      const st = await status(group);
+      return st.mode.resyncs > 0 ? st : undefined;
+    });
+    expect(s.mode.state).toBe('normal');
+    writeFileSync(join(v.mnt, 'after'), 'journaled again');
+    await expectEpochEqualsLive(g, group, 'boot');
+    await umountInGroup(v, env);
+  });
+
+
   it('a full local buffer degrades and resyncs, again and again, under a random workload; the epoch after restores exactly', async () => {
     const g = await makeGroup('degraded-flip', 1, env);
     const group = 'flip';
@@ -140,6 +192,8 @@ describe('degraded mode', () => {
       return s.mode.state !== 'normal' ? s : undefined;
     });
     expect(degraded.mode.reason).toMatch(/journal cannot be written|buffer/);
+    const refused = await epochfs(['checkpoint', g.vols[0].mnt, '--json'], { env });
+    expect([refused.code, JSON.parse(refused.stdout).error.code]).toEqual([1, 'EDEGRADED']);
     await new Promise((r) => setTimeout(r, 2000)); // writes go on while degraded
     expect((await status(group)).mode.state).toBe('degraded'); // no room to resync yet
     rmSync(filler);
