@@ -111,7 +111,7 @@ export class ShipperClient {
     this.restartTimes.push(now);
     const backoff = FIRST_BACKOFF_MS * 2 ** (this.restartTimes.length - 1);
     this.restarting = new Promise<void>((r) => setTimeout(r, backoff).unref())
-      .then(() => (this.stopping ? undefined : spawnWorker(this.input, this.log)))
+      .then(() => (this.stopping ? undefined : spawnWorker({ ...this.input, restarts: this.restartTimes.length }, this.log)))
       .then((started) => {
         if (!started) return;
         if (this.stopping) return void started.worker.terminate();

@@ -2,8 +2,8 @@
 // and at each barrier stores every attached volume as one epoch, reading again only what changed
 // (docs/ARCHITECTURE.md, "Shipping"). It runs in a worker thread: nothing it does (replay, hashing,
 // encryption, uploads) touches the thread that serves the mounts.
-import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
@@ -247,13 +247,18 @@ export class Shipper {
     this.volumes.delete(vol);
     rmSync(root, { recursive: true, force: true });
     if (!existsSync(staged)) {
-      // Its base is staged before its marker is written, so this volume never served — or its base
-      // was used up by an epoch that failed after it: then it stays out until mounted again.
+      if (existsSync(`${staged}.used`)) {
+        // Its base went into a shadow that was then rebuilt from an epoch without it (that epoch
+        // failed): only the live volume has it now.
+        throw new EpochfsError('ERESYNC', `volume ${vol} lost its base copy (joined at record ${seq}) with a failed epoch: a full resync is needed`);
+      }
+      // Its base is staged before its marker is written: this volume never served.
       this.log(`volume ${vol} (joined at record ${seq}) has no base copy; it is left out of epochs until it is mounted again`);
       return;
     }
     mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
     renameSync(staged, root);
+    writeFileSync(`${staged}.used`, ''); // until an epoch holds it (see storeEpoch)
     this.carried.delete(vol); // its new base replaces the state it left with
     this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
   }
@@ -319,12 +324,20 @@ export class Shipper {
     saveShipperState(this.opts.stateDir, this.state);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.resyncedSinceEpoch = false;
+    this.forgetUsedBases();
     for (const v of this.volumes.values()) v.dirty.clear();
     this.trim(seq);
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
     this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
     return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
+  }
+
+  /** The bases used by shadows are in a stored epoch now: a rebuild no longer needs them. */
+  private forgetUsedBases(): void {
+    const dir = dirname(stagedShadowDir(this.opts.stateDir, 'x', 0));
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir)) if (n.endsWith('.used')) rmSync(join(dir, n), { force: true });
   }
 
   /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */

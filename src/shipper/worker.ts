@@ -11,6 +11,8 @@ export interface WorkerInput {
   passphrase: string;
   group: string;
   startSeq: number;
+  /** how many workers of this daemon died before this one (for the fault hook) */
+  restarts?: number;
 }
 
 export type ToWorker =
@@ -51,8 +53,10 @@ try {
   let queue = Promise.resolve();
   let requests = 0;
   // Fault injection for tests (a worker cannot be killed from outside the daemon): the worker ends
-  // as a crash would, at its Nth request, before storing anything.
-  const exitAt = Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT ?? 0);
+  // as a crash would, at its Nth request, before storing anything; with
+  // EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS=<k>, only the first k workers of the daemon do.
+  const faulty = (input.restarts ?? 0) < Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS ?? Infinity);
+  const exitAt = faulty ? Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT ?? 0) : 0;
   port.on('message', (msg: ToWorker) => {
     if (++requests === exitAt) process.exit(70);
     queue = queue.then(async () => {

@@ -80,14 +80,14 @@ function steadyWriter(dir: string, opts: { files: number; fileBytes: number; pau
 /** Once the group is journaling again: an epoch now restores equal to the live volume. */
 async function expectEpochEqualsLive(g: TestGroup, group: string, label: string): Promise<void> {
   await until('normal mode', 90_000, async () => ((await status(group)).mode.state === 'normal' ? true : undefined));
-  const v = g.vols[0];
-  const live = snapshot(v.backing, { skipRootTimes: true }); // the live tree itself, not the kernel's cached view
-  const r = await epochfs(['checkpoint', v.mnt, '--json'], { env });
+  // the live trees themselves, not the kernel's cached view
+  const live = g.vols.map((v) => snapshot(v.backing, { skipRootTimes: true }));
+  const r = await epochfs(['checkpoint', '--group', group, '--json'], { env });
   expect([r.code, r.stderr]).toEqual([0, '']);
   const cp = JSON.parse(r.stdout);
   const out = join(g.dir, `restore-${label}`);
   await epochfsOk(['restore', '--store', g.store, '--epoch', cp.epoch, '--to', out], { env });
-  expect(diffTrees(live, snapshot(join(out, v.name), { skipRootTimes: true }))).toEqual([]);
+  for (const [i, v] of g.vols.entries()) expect(diffTrees(live[i], snapshot(join(out, v.name), { skipRootTimes: true }))).toEqual([]);
   const verified = JSON.parse(await epochfsOk(['verify', '--store', g.store, '--json'], { env }));
   expect(verified.ok).toBe(true);
 }
@@ -165,6 +165,31 @@ describe('degraded mode', () => {
     expect(s.mode.resyncs).toBeGreaterThan(0);
     await expectEpochEqualsLive(g, group, 'flip');
     await umountInGroup(g.vols[0], env);
+  });
+
+  it('a volume whose base copy went into a failed epoch is not dropped when the shipper worker restarts', async () => {
+    const g = await makeGroup('degraded-base', 2, env);
+    const group = 'base';
+    const [v0, v1] = g.vols;
+    // requests to the worker: 1 the epoch of vol0's base, 2 that of vol1 (fails: read-only store), 3 dies
+    await mountInGroup(g, group, v0, { ...env, EPOCHFS_FAULT_SHIPPER_EXIT: '3', EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS: '1' });
+    await until('the first epoch', 30_000, async () => ((await status(group)) as unknown as { shipping: { lastEpoch: string | null } }).shipping.lastEpoch ?? undefined);
+    execFileSync('mount', ['--bind', g.store, g.store]);
+    mounted.push(g.store);
+    execFileSync('mount', ['-o', 'remount,bind,ro', g.store]);
+    await mountInGroup(g, group, v1, env);
+    writeFileSync(join(v1.mnt, 'f'), 'on vol1');
+    await until('the failed epoch', 30_000, async () => ((await status(group)).shipping.worker.lastError?.message.match(/read-only/) ? true : undefined));
+    execFileSync('umount', [g.store]);
+    mounted.pop();
+    const failed = await epochfs(['checkpoint', '--group', group], { env }); // the worker dies at it
+    expect(failed.code).toBe(1);
+    // the new worker finds vol1's base gone with the failed epoch: the group resyncs it from the live volume
+    const lost = await epochfs(['checkpoint', '--group', group, '--json'], { env });
+    expect(JSON.parse(lost.stdout).error.message).toMatch(/vol1 lost its base copy/);
+    await until('a resync', 60_000, async () => ((await status(group)).mode.resyncs > 0 ? true : undefined));
+    await expectEpochEqualsLive(g, group, 'base');
+    for (const v of g.vols) await umountInGroup(v, env);
   });
 
   it('(a) a state dir on a small filesystem filled under epochs: no write fails, the group degrades, and resyncs once space is freed', async () => {
