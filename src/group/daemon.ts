@@ -2,13 +2,13 @@
 // the group, served by one process. The first `epochfs mount --group G` starts it; later mounts of
 // G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
 // "Consistency groups").
-import { mkdirSync, renameSync, statfsSync } from 'node:fs';
+import { fdatasync, mkdirSync, renameSync, statfsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
 import { BackingLock } from '../fs/backing-lock.js';
 import { registerDaemon, registerGroup, unregisterDaemon, unregisterGroup, groupSocketPath } from '../fs/registry.js';
-import { Journal } from '../journal/journal.js';
+import { Journal, type JournalOpenOptions } from '../journal/journal.js';
 import { applyPathRecord } from '../journal/apply.js';
 import type { Record } from '../journal/record.js';
 import { EpochScheduler } from '../epoch/scheduler.js';
@@ -41,6 +41,22 @@ export interface GroupDaemonOptions {
 export function defaultBufferMax(stateDir: string): number {
   const fs = statfsSync(stateDir);
   return Math.floor((fs.blocks * fs.bsize) / 4);
+}
+
+/**
+ * Fault injection for tests (the kernel cannot be made to fail an fdatasync on demand here):
+ * EPOCHFS_FAULT_JOURNAL_SYNC=<n> makes the journal's n-th fdatasync fail with EIO.
+ */
+function faultySyncs(): JournalOpenOptions['io'] {
+  const failAt = Number(process.env.EPOCHFS_FAULT_JOURNAL_SYNC ?? 0);
+  if (!failAt) return undefined;
+  let calls = 0;
+  return {
+    fdatasync: (fd) => new Promise((res, rej) => {
+      if (++calls === failAt) return rej(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 }));
+      fdatasync(fd, (e) => (e ? rej(e) : res()));
+    }),
+  };
 }
 
 /** Segments small enough that trimming after each epoch frees the buffer in steps of a quarter. */
@@ -99,6 +115,7 @@ export class GroupDaemon {
     if (opts.journal) {
       const opened = await Journal.open(opts.stateDir, {
         log: opts.log, segmentBytes: opts.store ? segmentBytesFor(bufferMax) : undefined, onSyncFailure: (err) => daemon?.mode?.syncFailed(err),
+        io: faultySyncs(),
       });
       journal = opened.journal;
       unclean = opened.unclean;

@@ -192,6 +192,30 @@ describe('degraded mode', () => {
     for (const v of g.vols) await umountInGroup(v, env);
   });
 
+  it('a failed journal sync degrades the group instead of failing fsync; a remount resyncs whole', async () => {
+    const g = await makeGroup('degraded-sync', 1, env);
+    const group = 'sync';
+    const v = g.vols[0];
+    await mountInGroup(g, group, v, { ...env, EPOCHFS_FAULT_JOURNAL_SYNC: '3' });
+    for (let i = 0; i < 6; i++) {
+      const fh = await fsp.open(join(v.mnt, `f${i}`), 'w');
+      await fh.write(`synced ${i}`);
+      await fh.sync(); // the third journal sync fails: this must still succeed
+      await fh.close();
+    }
+    const s = await status(group);
+    expect(s.mode.state).toBe('degraded');
+    expect(s.mode.reason).toMatch(/could not be synced.*remount/);
+    expect(s.mode.waiting).toMatch(/remount/);
+    const human = await epochfsOk(['status'], { env });
+    expect(human).toMatch(/mode: degraded since .* \(the journal could not be synced/);
+    await umountInGroup(v, env);
+    await mountInGroup(g, group, v, env);
+    await until('a resync', 30_000, async () => ((await status(group)).mode.resyncs > 0 ? true : undefined));
+    await expectEpochEqualsLive(g, group, 'sync');
+    await umountInGroup(v, env);
+  });
+
   it('(a) a state dir on a small filesystem filled under epochs: no write fails, the group degrades, and resyncs once space is freed', async () => {
     const g = await makeGroup('degraded-full', 1, env);
     const group = 'full';
