@@ -18,6 +18,8 @@ const FIRST_BACKOFF_MS = 500;
 interface Waiting {
   resolve: (answer: FromWorker) => void;
   reject: (err: Error) => void;
+  /** an epoch (not a probe or a resync round) */
+  epoch: boolean;
 }
 
 /** A request as posted, without the id the client gives it. */
@@ -151,15 +153,18 @@ export class ShipperClient {
   private request(req: Request): Promise<FromWorker> {
     if (this.stopped) return Promise.reject(new EpochfsError('EDAEMON', this.stopped));
     const id = this.nextId++;
-    const p = new Promise<FromWorker>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    const p = new Promise<FromWorker>((resolve, reject) => this.waiting.set(id, { resolve, reject, epoch: req.type === 'ship' }));
     const msg = { ...req, id } as ToWorker;
     if (this.restarting) this.held.push(msg);
     else this.worker.postMessage(msg);
     return p;
   }
 
+  /** Epochs asked for and not stored yet. */
   get pending(): number {
-    return this.waiting.size;
+    let n = 0;
+    for (const w of this.waiting.values()) if (w.epoch) n++;
+    return n;
   }
 
   get health(): ShipperHealth {
