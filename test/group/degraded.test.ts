@@ -143,7 +143,7 @@ describe('degraded mode', () => {
   });
 
 
-  it('a full local buffer degrades and resyncs, again and again, under a random workload; the epoch after restores exactly', async () => {
+  it('a full local buffer degrades and resyncs (as often as it fills) under a random workload; the epoch after restores exactly', async () => {
     const g = await makeGroup('degraded-flip', 1, env);
     const group = 'flip';
     await mountInGroup(g, group, g.vols[0], env, ['--epoch-interval', '200ms', '--buffer-max', '1M']);
