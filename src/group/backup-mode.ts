@@ -6,7 +6,7 @@
 // when the journal cannot be written (a full or failing state disk) or synced, and at a start that
 // cannot trust the journal (a power loss, a stop while degraded, a redo that failed). The application
 // never sees any of it: its operations take effect on the backing dir as always.
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord } from '../journal/record.js';
@@ -60,9 +60,10 @@ export class BackupMode {
     return this.reasonText;
   }
 
-  /** Keeps RESERVE_BYTES of the state fs for the moment the journal finds it full. */
+  /** Keeps RESERVE_BYTES of the state fs for the moment the journal finds it full (a few ms, once). */
   static reserve(stateDir: string, log: (m: string) => void): void {
     const path = join(stateDir, 'reserve');
+    if (existsSync(path)) return;
     try {
       const fd = openSync(path, 'w', 0o600);
       try {

@@ -4,7 +4,7 @@
 // tree; every epoch in the store verifies.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, promises as fsp, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, promises as fsp, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
@@ -60,7 +60,7 @@ function steadyWriter(dir: string, opts: { files: number; fileBytes: number; pau
       block.fill(writes & 0xff);
       block.writeUInt32LE(writes, 0);
       try {
-        const fh = await fsp.open(f, 'a+');
+        const fh = await fsp.open(f, fsConstants.O_RDWR | fsConstants.O_CREAT); // not O_APPEND: the ring stays its size
         try {
           await fh.write(block, 0, block.length, (writes * block.length) % opts.fileBytes);
           if (writes % 8 === 0) await fh.sync();
