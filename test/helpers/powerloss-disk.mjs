@@ -23,8 +23,9 @@
 // a disk that acknowledges a FLUSH it did not honor (lying firmware), corruption or bit rot of data
 // at rest, misdirected writes, read errors, writes that were in flight (not yet completed) at the
 // loss coming back in part: they are in the log only once completed, so an in-flight write is
-// simply lost; and the host side of a power loss (the page cache of everything above the disk) is
-// lost by tearing the stack down (kill, unmount, losetup -d), not here.
+// simply lost; a kernel crash without a power loss (page cache lost, the disk's cache kept). The
+// host side of a power loss (the page cache of everything above the disk) is lost by tearing the
+// stack down (kill, unmount, losetup -d: test/helpers/powerloss.ts), not here.
 //
 // Usage: node powerloss-disk.mjs <dir>   (<dir>/durable.img must exist; the FUSE mount is <dir>/mnt)
 // Runs with an IPC channel: sends {ready}; answers {op:'stats'} and {op:'cut', seed, mode?, unit?,
