@@ -93,12 +93,12 @@ export async function makeDisk(prefix: string, sizeMiB = 1024): Promise<PowerLos
   let exited: Promise<void> = Promise.resolve();
   let loop: string | undefined;
   let mounted = false;
-  const waiting: { op: string; resolve: (m: unknown) => void }[] = [];
+  const waiting: { op: string; resolve: (m: unknown) => void; reject: (e: Error) => void }[] = [];
 
   function ask<T>(msg: { op: string; [k: string]: unknown }): Promise<T> {
     if (!server?.connected) return Promise.reject(new Error('the power-loss disk is not running'));
-    return new Promise((resolve) => {
-      waiting.push({ op: msg.op, resolve: resolve as (m: unknown) => void });
+    return new Promise((resolve, reject) => {
+      waiting.push({ op: msg.op, resolve: resolve as (m: unknown) => void, reject });
       server!.send(msg);
     });
   }
@@ -110,6 +110,9 @@ export async function makeDisk(prefix: string, sizeMiB = 1024): Promise<PowerLos
       const child = fork(SERVER, [dir], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       server = child;
       exited = new Promise((res) => child.once('exit', () => res()));
+      child.once('exit', (code, signal) => {
+        for (const w of waiting.splice(0)) w.reject(new Error(`the power-loss disk exited (${code ?? signal})`));
+      });
       await new Promise<void>((resolve, reject) => {
         child.once('exit', (code) => reject(new Error(`the power-loss disk exited (${code}) before it was ready`)));
         child.on('message', (m: { ready?: boolean; error?: string; op?: string }) => {
@@ -146,6 +149,7 @@ export async function makeDisk(prefix: string, sizeMiB = 1024): Promise<PowerLos
         await exited;
         clearTimeout(killer);
       }
+      await run('umount', ['-l', join(dir, 'mnt')]); // left mounted only by a disk that had to be killed
       server = undefined;
       live.delete(disk);
     },
