@@ -10,6 +10,8 @@ export const RESYNC_CHUNK = 1 << 20;
 const MAX_PATHS = 100_000;
 /** Past this many chunks of one file the whole file is copied. */
 const MAX_CHUNKS = 4096;
+/** Past this many renames they are no longer remembered (copying is right without them). */
+const MAX_RENAMES = 10_000;
 
 /** How one path must be brought up to date. */
 export interface DirtyMark {
@@ -28,6 +30,12 @@ export interface VolumePlan {
   /** compare every path (the set was lost, or never existed: a power loss, a restart while degraded) */
   full: boolean;
   paths: [string, DirtyMark][];
+  /**
+   * The renames, in order, [from, to]: done in the shadow first, so that a renamed file keeps its
+   * shadow inode (its other names, its data) instead of being copied. Only a hint: the paths are
+   * synced after it either way.
+   */
+  renames: [string, string][];
 }
 
 interface Entry {
@@ -44,6 +52,7 @@ function parentOf(path: string): string {
 
 export class DirtySet {
   private paths = new Map<string, Entry>();
+  private renames: [string, string][] = [];
   private chunkCount = 0;
   full: boolean;
 
@@ -85,6 +94,7 @@ export class DirtySet {
   private overflow(): void {
     this.full = true;
     this.paths.clear();
+    this.renames = [];
     this.chunkCount = 0;
   }
 
@@ -106,6 +116,7 @@ export class DirtySet {
         // everything from the chunk the new end falls in: a later extension reads as zeros
         return this.mark(rec.path, { chunks: [], from: Math.floor(rec.size / RESYNC_CHUNK) });
       case 'rename':
+        if (!this.full && this.renames.length < MAX_RENAMES) this.renames.push([rec.path, rec.dest]);
         this.mark(rec.path);
         this.mark(rec.dest, { subtree: true });
         this.markParent(rec.path);
@@ -136,6 +147,8 @@ export class DirtySet {
   /** Adds another set's paths (a resync that failed gives its paths back). */
   merge(plan: VolumePlan): void {
     if (plan.full) return this.overflow();
+    // given back after a failed round: its renames come before this set's own
+    if (this.renames.length + plan.renames.length <= MAX_RENAMES) this.renames = [...plan.renames, ...this.renames];
     for (const [path, m] of plan.paths) this.mark(path, m);
   }
 
@@ -147,8 +160,10 @@ export class DirtySet {
         ...(e.chunks ? { chunks: [...e.chunks], ...(e.from !== Infinity ? { from: e.from } : {}) } : {}),
         ...(e.subtree ? { subtree: true } : {}),
       }]),
+      renames: this.renames,
     };
     this.paths = new Map();
+    this.renames = [];
     this.chunkCount = 0;
     this.full = false;
     return plan;

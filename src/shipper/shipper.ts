@@ -54,6 +54,8 @@ class ShadowVolume {
   readonly dirty: DirtyTracker;
   /** its umount marker was read: this epoch stores it as it left, then its shadow goes */
   leaving = false;
+  /** hard-linked files' names synced by resyncs (src/shipper/tree-sync.ts) */
+  readonly linkedNames = new Map<string, string>();
 
   constructor(readonly root: string, public caches: BuildCaches, chunkSize: number, full: boolean) {
     this.replayer = new TreeReplayer(root);
@@ -223,7 +225,7 @@ export class Shipper {
       this.log(`resync: volume ${plan.vol} had no shadow copy; copying it whole`);
     }
     const dirty = v.dirty;
-    const stats = new TreeSync(plan.backing, v.root, (path, isDir) => dirty.noteSynced(path, isDir)).run(plan);
+    const stats = new TreeSync(plan.backing, v.root, (path, isDir) => dirty.noteSynced(path, isDir), v.linkedNames).run(plan);
     if (plan.full) dirty.full = true;
     return stats;
   }

@@ -4,7 +4,7 @@
 // given `full` it compares the whole tree and copies what differs. It runs in the shipper worker
 // and reads the backing dir directly, never through the mount.
 import {
-  closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readSync, rmSync, symlinkSync,
+  closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync,
   chmodSync, writeSync, constants as C, type BigIntStats,
 } from 'node:fs';
 import { check, sys } from '../native/sys.js';
@@ -56,8 +56,10 @@ interface How {
 
 export class TreeSync {
   readonly stats: SyncStats = { paths: 0, bytes: 0 };
-  /** live inode -> the shadow path that holds it, for files with several names */
-  private readonly linked = new Map<string, string>();
+  /** files with several names: live inode -> a path synced from it (kept across passes, checked at use) */
+  private readonly linked: Map<string, string>;
+  /** live inodes with several names synced in this pass */
+  private readonly thisPass = new Set<string>();
   /** shadow inode (with several names) -> the live inode it was synced from in this pass */
   private readonly owners = new Map<bigint, string>();
   /** shadow dirs whose entries changed: their times are set again at the end */
@@ -70,17 +72,33 @@ export class TreeSync {
     private readonly shadow: string,
     /** told about every path it changed (the next epoch re-reads them) */
     private readonly onChanged: (path: string, isDir: boolean) => void,
-  ) {}
+    /** the names of hard-linked files synced by earlier passes of this volume (see `linked`) */
+    linked = new Map<string, string>(),
+  ) {
+    this.linked = linked;
+  }
 
   /** Runs a plan: the named paths, parents first, or the whole tree. */
   run(plan: VolumePlan): SyncStats {
     if (plan.full) this.sync('/', { subtree: true });
     else {
+      for (const [from, to] of plan.renames) this.renameInShadow(from, to);
       const byDepth = [...plan.paths].sort((a, b) => a[0].split('/').length - b[0].split('/').length || (a[0] < b[0] ? -1 : 1));
       for (const [path, mark] of byDepth) this.syncWithParents(path, mark);
     }
     this.restampDirs();
     return this.stats;
+  }
+
+  /** Replays a rename in the shadow where it still applies (see VolumePlan.renames). */
+  private renameInShadow(from: string, to: string): void {
+    if (from === to || to.startsWith(`${from}/`) || !lstatOrNull(this.shadow + from)) return;
+    if (!lstatOrNull(this.shadow + parentOf(to))?.isDirectory()) return;
+    if (lstatOrNull(this.shadow + to)) this.remove(to);
+    renameSync(fsPath(this.shadow + from), fsPath(this.shadow + to));
+    const isDir = lstatOrNull(this.shadow + to)!.isDirectory();
+    this.changed(from, isDir);
+    this.changed(to, isDir);
   }
 
   /** A path whose shadow parent is missing is copied from its nearest existing ancestor down. */
@@ -145,16 +163,19 @@ export class TreeSync {
 
   private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): void {
     const key = `${l.dev}:${l.ino}`;
-    const first = l.nlink > 1n ? this.linked.get(key) : undefined;
+    const first = l.nlink > 1n ? this.otherName(key, path, l) : undefined;
     if (first !== undefined) {
-      // Another name of this inode was synced in this pass: this name must be the same shadow inode.
-      const target = lstatOrNull(this.shadow + first);
-      if (!s || !target || s.ino !== target.ino) {
+      // Another name of this inode was synced: this name must be the same shadow inode.
+      const target = lstatOrNull(this.shadow + first)!;
+      if (!s || s.ino !== target.ino) {
         if (s) this.remove(path);
         linkSync(fsPath(this.shadow + first), fsPath(this.shadow + path));
         this.changed(path, false);
       }
-      return;
+      // Synced in this pass, the inode is up to date; by an earlier one, what this name changed since is not.
+      if (this.thisPass.has(key)) return;
+      s = lstatOrNull(this.shadow + path)!;
+      this.owners.set(s.ino, key);
     }
     if (s && s.nlink > 1n && (l.nlink === 1n || (this.owners.get(s.ino) ?? key) !== key)) {
       // The shadow inode has other names that this live file does not share: writing into it would
@@ -163,7 +184,10 @@ export class TreeSync {
       this.remove(path);
       s = null;
     }
-    if (l.nlink > 1n) this.linked.set(key, path);
+    if (l.nlink > 1n) {
+      if (first === undefined) this.linked.set(key, path);
+      this.thisPass.add(key);
+    }
     const abs = fsPath(this.shadow + path);
     const fd = openSync(abs, C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW, 0o600);
     let wrote = false;
@@ -191,6 +215,20 @@ export class TreeSync {
     const now = lstatOrNull(this.shadow + path)!;
     if (now.nlink > 1n) this.owners.set(now.ino, key);
     if (this.syncAttrs(path, l, now, false) || wrote || !s) this.changed(path, false);
+  }
+
+  /**
+   * A name of the same live inode already synced, if it still names it, live and in the shadow (an
+   * earlier pass may have synced it: a hard link made while degraded joins that shadow inode).
+   */
+  private otherName(key: string, path: string, l: BigIntStats): string | undefined {
+    const other = this.linked.get(key);
+    if (other === undefined || other === path) return undefined;
+    const live = lstatOrNull(this.live + other);
+    const shadow = lstatOrNull(this.shadow + other);
+    if (live?.ino === l.ino && live.dev === l.dev && shadow?.isFile()) return other;
+    this.linked.delete(key);
+    return undefined;
   }
 
   /** Copies chunk `c` (when `compare`, only if the shadow's differs); true when it wrote. */
