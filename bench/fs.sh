@@ -34,15 +34,15 @@
 #   PHASES="seqwrite randwrite seqread meta"      a subset (seqread needs seqwrite before it)
 #   BENCH_TMP=/tmp    where the temp dir goes;  KEEP=1 keeps it (with state dirs) at the end
 #   RESULTS=path      raw results (TSV: round, target, phase, value); default a file in $BENCH_TMP
+#   BUILD_FROM=dist   the build measured (bench/store-build.sh: dist, head or a prepared dir)
 #   SNAPSHOT=1        run epochfs from a copy of dist/, native/build/ and node_modules/ taken at the
 #                     start, so that a rebuild during the run cannot mix builds; 0 runs it in place
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=store-build.sh
+. "$HERE/store-build.sh"   # prepare_build; it sources lib.sh
 CLI="$ROOT/dist/src/cli/main.js"
-SNAPSHOT=${SNAPSHOT:-1}
 
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
@@ -55,7 +55,6 @@ TARGETS=${TARGETS:-native bindfs epochfs epochfs-nj}
 PHASES=${PHASES:-seqwrite randwrite seqread meta}
 BENCH_TMP=${BENCH_TMP:-/tmp}
 KEEP=${KEEP:-0}
-FIO_TIMEOUT=${FIO_TIMEOUT:-900}
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "fs.sh: $*"; exit 1; }
@@ -121,60 +120,13 @@ cleanup() {
   trap - EXIT INT TERM
   for t in "${TARGET_LIST[@]}"; do [[ $t == native ]] || mnts+=("$(mnt_of "$t")"); done
   unmount_all "${mnts[@]}"
-  if [[ $KEEP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  [[ $rc == 0 ]] || log "fs.sh: failed (status $rc); raw results so far in $RESULTS"
-  exit "$rc"
+  end_cleanup fs.sh "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fresh_dirs() {
-  local t=$1
-  rm -rf "${WORK:?}/$t"
-  mkdir -p "$(backing_of "$t")" "$(mnt_of "$t")" "$(state_of "$t")"
-}
+trap_cleanup
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# bindfs with big writes: libfuse 2 needs -o big_writes; libfuse 3 has them always and may reject it.
-probe_bindfs() {
-  fresh_dirs bindfs
-  BINDFS_OPTS=(-o big_writes)
-  if ( bindfs "${BINDFS_OPTS[@]}" "$(backing_of bindfs)" "$(mnt_of bindfs)" ) >>"$WORK/bindfs.log" 2>&1 && is_mounted "$(mnt_of bindfs)"; then
-    umount "$(mnt_of bindfs)"
-  else
-    BINDFS_OPTS=()
-  fi
-  BINDFS_DESC="bindfs $(bindfs --version 2>&1 | awk '{print $2; exit}') ($(bindfs --fuse-version 2>&1 | awk '/linked/ {print "libfuse " $NF}')) -f ${BINDFS_OPTS[*]:-(no options: big writes are the FUSE 3 default)}"
-}
-
 # ---------------------------------------------------------------- measurements
-record() { # round target phase value
-  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
-}
-
-fio_json() { # jsonfile field(write|read) metric(bw|iops)
-  python3 - "$@" <<'EOF'
-import json, sys
-path, rw, metric = sys.argv[1:]
-text = open(path).read()
-j = json.loads(text[text.index("{"):])   # fio may print notes before the JSON
-job = j["jobs"][0]
-if job.get("error"):
-    sys.exit(f"fio error {job['error']} in {path}")
-d = job[rw]
-print(d["bw_bytes"] / 1e6 if metric == "bw" else d["iops"])
-EOF
-}
-
-FIO_COMMON=(--ioengine=psync --iodepth=1 --numjobs=1 --invalidate=0 --fallocate=none --output-format=json)
-
-run_fio() { # out.json fio-args...
-  local out=$1; shift
-  timeout "$FIO_TIMEOUT" fio "${FIO_COMMON[@]}" "$@" >"$out" || { tail -5 "$out" >&2; die "fio failed: $*"; }
-}
-
 phase_seqwrite() { # round target
   local d out; d=$(dir_of "$2"); out="$WORK/fio-$1-$2-seqwrite.json"
   run_fio "$out" --name=seqwrite --filename="$d/seq.dat" --rw=write --bs=1M --size="$SIZE" --end_fsync=1
@@ -213,41 +165,20 @@ phase_meta() {
   log "  $2:$line"
 }
 
-# The epochfs that is measured: dist/ and the native addons could be rebuilt during a long run.
-
 # ---------------------------------------------------------------- main
-BUILD_ID=$(build_id "$ROOT")
-if [[ $SNAPSHOT == 1 ]]; then
-  SNAP=$WORK/epochfs-build
-  mkdir -p "$SNAP/native"
-  cp -a "$ROOT/dist" "$ROOT/node_modules" "$ROOT/package.json" "$SNAP/"
-  cp -a "$ROOT/native/build" "$SNAP/native/"
-  [[ $(build_id "$SNAP") == "$BUILD_ID" ]] || die "the build changed while it was being copied; run again"
-  CLI=$SNAP/dist/src/cli/main.js
-fi
-probe_bindfs
+prepare_build "$WORK" || die "cannot prepare the build to measure"
+fresh_dirs bindfs
+probe_bindfs "$(backing_of bindfs)" "$(mnt_of bindfs)" "$WORK/bindfs.log"
 cat <<EOF
 epochfs filesystem benchmark (issue 2)
-  date      $(date -u +%Y-%m-%dT%H:%M:%SZ)
-  machine   $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM
-  kernel    $(uname -r)
-  disk      $(findmnt -no SOURCE,FSTYPE -T "$WORK" | tr -s ' ')  ($WORK)
-  fio       $(fio --version)
-  node      $(node --version)
-  bindfs    $BINDFS_DESC
-  epochfs   commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z $(cd "$ROOT" && git status --porcelain -- src native patches 2>/dev/null) ]] || echo ' + uncommitted changes in src/native/patches'), dist built $(date -r "$ROOT/dist/src/cli/main.js" +%Y-%m-%dT%H:%M), build id $BUILD_ID$( [[ $SNAPSHOT == 1 ]] && echo ' (run from a copy)')
-  load      $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min load average at the start)
+$(run_header "$WORK")
   params    ROUNDS=$ROUNDS SIZE=$SIZE RAND_SIZE=$RAND_SIZE RAND_RUNTIME=${RAND_RUNTIME}s NFILES=$NFILES STAT_IDLE=$STAT_IDLE TARGETS="$TARGETS" PHASES="$PHASES"
   raw       $RESULTS
 EOF
 
 START=$SECONDS
 for ((r = 1; r <= ROUNDS; r++)); do
-  # rotate the order of the targets every round
-  n=${#TARGET_LIST[@]}; order=()
-  for ((i = 0; i < n; i++)); do order+=("${TARGET_LIST[$(((i + r - 1) % n))]}"); done
-  log "round $r/$ROUNDS: ${order[*]}"
-  for t in "${order[@]}"; do fresh_dirs "$t"; mount_target "$t"; done
+  start_round "$r" "$ROUNDS"; order=("${ORDER[@]}")
   for phase in $PHASES; do
     log " $phase"
     for t in "${order[@]}"; do

@@ -10,9 +10,10 @@ far less than starting `epochfs status` (a node process) every few seconds. Stop
 """
 import json
 import signal
-import socket
 import sys
 import time
+
+from control import ask
 
 path, interval, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 running = True
@@ -27,25 +28,11 @@ signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 
 
-def ask():
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall(b'{"op":"status"}\n')
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf.split(b"\n", 1)[0])
-
-
 with open(out, "a") as f:
     while running:
         t0 = time.time()
         try:
-            reply = ask()
+            reply = ask(path)
             reply["t"] = int(t0 * 1000)
             f.write(json.dumps(reply) + "\n")
             f.flush()

@@ -216,22 +216,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- measurements
-record() { # round target metric value
-  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
-}
-
 now_ms() { date +%s%3N; }
 secs_since() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.2f", (b - a) / 1000 }'; }
 
-cpu_ticks() { # pids...: "utime stime" of the processes (all their threads), in clock ticks
-  local p u=0 s=0 pu ps
-  for p in "$@"; do
-    [[ -r /proc/$p/stat ]] || continue
-    read -r pu ps < <(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12, $13 }')
-    u=$((u + pu)); s=$((s + ps))
-  done
-  echo "$u $s"
-}
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat; } # total idle+iowait
 
 conn_ids() { # mountpoints...: FUSE connection ids (the minor device numbers) of the mounts

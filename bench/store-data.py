@@ -27,9 +27,10 @@ import json
 import math
 import os
 import random
-import socket
 import sys
 import time
+
+import control
 
 MiB = 1 << 20
 
@@ -138,18 +139,7 @@ def ask(mountpoint: str, req: dict) -> dict:
     run = os.environ.get("EPOCHFS_RUN_DIR", "/run/epochfs")
     mnt = os.path.realpath(mountpoint)
     entry = json.load(open(os.path.join(run, "mounts", hashlib.sha256(mnt.encode()).hexdigest()[:16] + ".json")))
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(900)
-    s.connect(entry["socket"])
-    s.sendall(json.dumps(req).encode() + b"\n")
-    buf = b""
-    while b"\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    s.close()
-    return json.loads(buf.split(b"\n")[0])
+    return control.ask(entry["socket"], req, timeout=900)
 
 
 def cmd_status(mountpoint: str) -> None:
