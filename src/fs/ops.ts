@@ -51,7 +51,16 @@ export function holdMutations(): () => void {
   return () => {
     const queued = heldOps ?? [];
     heldOps = undefined;
-    for (const run of queued) run();
+    // in arrival order, every one of them: an operation that throws must not leave later ones unanswered
+    let failure: unknown;
+    for (const run of queued) {
+      try {
+        run();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
   };
 }
 
