@@ -155,12 +155,15 @@ export interface ScannedRecord {
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
  * torn tail (a last frame that runs past the end of the file or fails its checksum); `end` is the
  * offset just after the last valid record. A bad frame followed by more data is corruption and
- * throws; with `strict`, so does a torn tail.
+ * throws, and so is a record whose seq does not follow on from the one before it (or from the
+ * header's first seq); with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
   const { fd, size, firstSeq } = openSegment(path);
   try {
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
+    // Records follow on from the header's first seq (a reader resuming mid-segment knows its own).
+    let expected = offset === SEGMENT_HEADER ? firstSeq : undefined;
     const frame = Buffer.alloc(FRAME_HEADER);
     let body = Buffer.alloc(1 << 20);
     for (;;) {
@@ -183,6 +186,11 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
         if (opts.strict || !last || !(err instanceof JournalCorruptError)) throw err;
         break;
       }
+      // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.
+      if (expected !== undefined && record.seq !== expected) {
+        throw new JournalCorruptError(`${path}@${offset}: record ${record.seq} where record ${expected} belongs`);
+      }
+      expected = record.seq + 1;
       yield { record, offset, length: FRAME_HEADER + length };
       offset += FRAME_HEADER + length;
     }
