@@ -164,10 +164,16 @@ function fieldsOf(op: Op, meta: Plain): Plain {
   return fields;
 }
 
+/**
+ * A frame whose body fails its checksum: as the last frame of a segment, a torn write. Any other
+ * error from decodeRecord is about a frame that was written whole, so it is damage wherever it is.
+ */
+export class ChecksumError extends JournalCorruptError {}
+
 /** Decodes one record body (the bytes after the frame header), checking its crc and every field. */
 export function decodeRecord(body: Buffer, crc: number, where: string): Record {
   const corrupt = (why: string) => new JournalCorruptError(`journal record at ${where}: ${why}`);
-  if (crc32(body) !== crc) throw corrupt('checksum mismatch');
+  if (crc32(body) !== crc) throw new ChecksumError(`journal record at ${where}: checksum mismatch`);
   if (body.length < BODY_FIXED) throw corrupt(`body of ${body.length} bytes is shorter than its fixed part`);
   const seq = Number(body.readBigUInt64LE(0));
   if (!isUint(seq, Number.MAX_SAFE_INTEGER) || seq === 0) throw corrupt(`bad sequence number ${body.readBigUInt64LE(0)}`);

@@ -4,7 +4,7 @@
 import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
-import { FRAME_HEADER, decodeRecord, type Record } from './record.js';
+import { ChecksumError, FRAME_HEADER, decodeRecord, type Record } from './record.js';
 
 export const SEGMENT_MAGIC = 'EPOCHJNL';
 export const SEGMENT_VERSION = 1;
@@ -113,6 +113,7 @@ function openSegment(path: string): { fd: number; size: number; firstSeq: number
  * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
  * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
  * file (or at an end marker) and the last one passes its checksum; `lastSeq` is that frame's seq.
+ * A last frame that passes its checksum but not decodeRecord's checks is damage: it throws.
  */
 export function segmentTail(path: string): { firstSeq: number; lastSeq?: number; clean: boolean } {
   const { fd, size, firstSeq } = openSegment(path);
@@ -137,7 +138,7 @@ export function segmentTail(path: string): { firstSeq: number; lastSeq?: number;
     try {
       return { firstSeq, lastSeq: decodeRecord(body, frame.readUInt32LE(4), `${path}@${last}`).seq, clean };
     } catch (err) {
-      if (!(err instanceof JournalCorruptError)) throw err;
+      if (!(err instanceof ChecksumError)) throw err; // a whole frame that is wrong is damage, not a torn tail
       return { firstSeq, clean: false };
     }
   } finally {
@@ -155,7 +156,7 @@ export interface ScannedRecord {
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
  * torn tail (a last frame that runs past the end of the file or fails its checksum); `end` is the
  * offset just after the last valid record. A bad frame followed by more data is corruption and
- * throws, and so is a record whose seq does not follow on from the one before it (or from the
+ * throws, and so is a frame that passes its checksum but not decodeRecord's checks, and a record whose seq does not follow on from the one before it (or from the
  * header's first seq); with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
@@ -181,9 +182,10 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
       try {
         record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
       } catch (err) {
-        // A torn write can only be the last frame; a bad frame with data after it is damage.
+        // A torn write can only be the last frame, and fails its checksum; a bad frame with data
+        // after it, or one that passes its checksum, is damage.
         const last = offset + FRAME_HEADER + length === size;
-        if (opts.strict || !last || !(err instanceof JournalCorruptError)) throw err;
+        if (opts.strict || !last || !(err instanceof ChecksumError)) throw err;
         break;
       }
       // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.

@@ -304,6 +304,24 @@ describe('journal decoders under random and mutated input', () => {
     }
   });
 
+  it('a last frame that passes its checksum but not its checks is damage, not a torn write: nothing is cut', async () => {
+    const state = tempDir('jfuzz-last');
+    const { journal } = await Journal.open(state);
+    journal.append(samples[0]);
+    journal.append(samples[1]);
+    await journal.close(true);
+    const path = segmentPath(journalDir(state), 0);
+    const bytes = readFileSync(path);
+    const last = frameOffsets(bytes).at(-1)!;
+    const bad = body(2n, 1, Buffer.from(JSON.stringify({ t: '1', vol: 'v', path: '/a', size: -1 })), Buffer.alloc(0));
+    writeFileSync(path, replaceFrame(bytes, last, bad));
+    const size = readFileSync(path).length;
+    expect(() => [...scanSegment(path)]).toThrow(JournalCorruptError);
+    expect(() => segmentTail(path)).toThrow(JournalCorruptError);
+    await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
+    expect(readFileSync(path).length).toBe(size);
+  });
+
   it('Journal.open on a mutated segment: a typed error, or a clean cut after which the journal reads, appends and reopens', async () => {
     // a template state dir: every sample twice, over several segments, stopped cleanly
     const template = tempDir('jfuzz-open');
