@@ -37,7 +37,10 @@ function checkHeader(h: Buffer, path: string): { segNo: number; firstSeq: number
   }
   const version = h.readUInt32LE(8);
   if (version !== SEGMENT_VERSION) throw new JournalCorruptError(`${path}: segment format v${version}, this epochfs reads v${SEGMENT_VERSION}`);
-  return { segNo: h.readUInt32LE(12), firstSeq: Number(h.readBigUInt64LE(16)) };
+  // an empty segment's first seq is where the journal goes on: it must be one a record can have
+  const firstSeq = Number(h.readBigUInt64LE(16));
+  if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new JournalCorruptError(`${path}: bad first sequence number ${h.readBigUInt64LE(16)}`);
+  return { segNo: h.readUInt32LE(12), firstSeq };
 }
 
 /** The open segment that records are appended to, at an explicit offset (pwritev). */
@@ -101,8 +104,8 @@ function openSegment(path: string): { fd: number; size: number; firstSeq: number
   const fd = openSync(path, 'r');
   try {
     const h = Buffer.alloc(SEGMENT_HEADER);
-    readSync(fd, h, 0, SEGMENT_HEADER, 0);
-    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h, path).firstSeq };
+    const n = readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h.subarray(0, n), path).firstSeq };
   } catch (err) {
     closeSync(fd);
     throw err;

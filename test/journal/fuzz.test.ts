@@ -322,6 +322,21 @@ describe('journal decoders under random and mutated input', () => {
     expect(readFileSync(path).length).toBe(size);
   });
 
+  it('an empty segment whose header gives a first seq no record can have is damage', async () => {
+    const state = tempDir('jfuzz-first');
+    await (await Journal.open(state)).journal.close(true);
+    const path = segmentPath(journalDir(state), 0);
+    for (const first of [0n, 2n ** 53n, 2n ** 64n - 1n]) {
+      const bytes = readFileSync(path);
+      bytes.writeBigUInt64LE(first, 16);
+      writeFileSync(path, bytes);
+      expect(() => segmentTail(path), String(first)).toThrow(JournalCorruptError);
+      await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
+    }
+    writeFileSync(path, readFileSync(path).subarray(0, 20)); // a cut header (of the only segment, so not dropped)
+    expect(() => segmentTail(path)).toThrow(JournalCorruptError);
+  });
+
   it('Journal.open on a mutated segment: a typed error, or a clean cut after which the journal reads, appends and reopens', async () => {
     // a template state dir: every sample twice, over several segments, stopped cleanly
     const template = tempDir('jfuzz-open');
