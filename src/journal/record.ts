@@ -98,8 +98,8 @@ export function frameLength(parts: Buffer[]): number {
 // What the meta of each op holds (docs/ARCHITECTURE.md, "Journal format"): every field is checked
 // when a record is read back, so a damaged record that passes its CRC (or a journal written by
 // something else) is EJOURNALCORRUPT here, never a TypeError in replay, the shipper or recovery.
-type Field = 'path' | 'host' | 'text' | 'u32' | 'uint' | 'time' | 'vol';
-const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } } = {
+export type Field = 'path' | 'host' | 'text' | 'u32' | 'uint' | 'time' | 'vol';
+export const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } } = {
   write: { path: 'path', offset: 'uint' },
   truncate: { path: 'path', size: 'uint' },
   create: { path: 'path', mode: 'u32', uid: 'u32', gid: 'u32' },
