@@ -17,7 +17,7 @@ import { readPassphrase } from '../store/passphrase.js';
 import { EpochfsError, UsageError, type ErrorCode } from '../util/errors.js';
 import { makeDirs } from '../util/dirs.js';
 import { storeDir } from './store-options.js';
-import { defaultStateDir, parseDuration, parseGroupName, parseNameList, parseNonNegative, soloGroupName } from './options.js';
+import { defaultStateDir, parseDuration, parseGroupName, parseNameList, parseNonNegative, parseSize, soloGroupName } from './options.js';
 
 export interface MountCliOptions {
   state?: string;
@@ -30,6 +30,7 @@ export interface MountCliOptions {
   name?: string;
   group?: string;
   groupVolumes?: string[];
+  bufferMax?: number;
 }
 
 const READY = 'epochfs:ready';
@@ -51,6 +52,7 @@ export function registerMount(program: Command, run: (fn: () => Promise<void>) =
     .option('--store <dir>', 'ship the journal to this store (see epochfs init)')
     .option('--passphrase-file <file>', 'the store passphrase\'s file (else EPOCHFS_PASSPHRASE)')
     .option('--epoch-interval <duration>', 'take an epoch this often when something changed (500ms, 30s, 5m)', parseDuration('--epoch-interval'))
+    .option('--buffer-max <size>', 'unshipped journal the state dir may hold before the group degrades to tracking changed paths (512M, 2G; default: a quarter of the state fs)', parseSize('--buffer-max'))
     .action((backing: string, mountpoint: string, opts: MountCliOptions) => run(() => mountCommand(backing, mountpoint, opts)));
 }
 
@@ -81,6 +83,7 @@ export async function mountCommand(backingArg: string, mountpointArg: string, op
   if (opts.store && !opts.journal) throw new UsageError('--store needs the journal: drop --no-journal');
   if (opts.epochInterval && !opts.store) throw new UsageError('--epoch-interval needs --store');
   if (opts.groupVolumes && opts.group === undefined) throw new UsageError('--group-volumes needs --group');
+  if (opts.bufferMax && !opts.store) throw new UsageError('--buffer-max needs --store');
   if (opts.store) {
     storeDir(opts.store);
     readPassphrase(opts); // a missing passphrase fails here, not in the daemon's log
@@ -159,6 +162,7 @@ async function startDetached(t: Target, opts: MountCliOptions): Promise<void> {
   if (opts.passphraseFile) args.push('--passphrase-file', resolve(opts.passphraseFile));
   if (opts.epochInterval) args.push('--epoch-interval', `${opts.epochInterval}ms`);
   if (opts.groupVolumes) args.push('--group-volumes', opts.groupVolumes.join(','));
+  if (opts.bufferMax) args.push('--buffer-max', String(opts.bufferMax));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
   const outcome = await new Promise<{ ready: boolean; code: number; failure?: DaemonFailure }>((res) => {
     let failure: DaemonFailure | undefined;
@@ -200,7 +204,7 @@ function stamp(msg: string): void {
 async function serve(t: Target, opts: MountCliOptions): Promise<void> {
   const daemon = await GroupDaemon.start({
     group: t.group, stateDir: t.stateDir, journal: opts.journal, store: opts.store ? resolve(opts.store) : undefined,
-    passphrase: opts.store ? readPassphrase(opts) : undefined, epochIntervalMs: opts.epochInterval, log: stamp,
+    passphrase: opts.store ? readPassphrase(opts) : undefined, epochIntervalMs: opts.epochInterval, bufferMax: opts.bufferMax, log: stamp,
   });
   try {
     await daemon.attach({ name: t.name, backing: t.backing, mountpoint: t.mountpoint, cacheTimeout: opts.cacheTimeout, groupVolumes: opts.groupVolumes });

@@ -40,6 +40,19 @@ export function parseDuration(name: string) {
   };
 }
 
+/** A size: 4096, 64k, 512M, 2G, 1T (binary units; a bare number is bytes), at least 1 MiB. */
+export function parseSize(name: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)([kmgt]i?b?)?$/i.exec(value.trim());
+    if (!m) throw new UsageError(`${name} must be a size like 512M, 2G or 1T, got '${value}'`);
+    const unit = 1024 ** ' kmgt'.indexOf((m[2] ?? ' ')[0].toLowerCase());
+    const bytes = Math.floor(Number(m[1]) * unit);
+    if (bytes < 1 << 20) throw new UsageError(`${name} must be at least 1M, got '${value}'`);
+    if (!Number.isSafeInteger(bytes)) throw new UsageError(`${name} is too large, got '${value}'`);
+    return bytes;
+  };
+}
+
 export function parseGroupName(name: string) {
   return (value: string): string => {
     if (!isName(value)) throw new UsageError(`${name} must be ${NAME_RULE}, got '${value}'`);

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { askDaemon } from '../group/control.js';
 import { listGroups } from '../fs/registry.js';
 import type { ShipperHealth } from '../shipper/client.js';
+import type { ModeStatus } from '../group/backup-mode.js';
 
 interface GroupStatus {
   group: string;
@@ -11,6 +12,8 @@ interface GroupStatus {
   stateDir: string;
   store: string | null;
   volumes: { name: string; mountpoint: string; backing: string }[];
+  mode: ModeStatus | null;
+  buffer: { used: number; max: number } | null;
   journal: { lastSeq: number; durableSeq: number; records: number; bytes: number } | null;
   shipping: {
     lastEpoch: string | null;
@@ -25,9 +28,21 @@ interface GroupStatus {
   } | null;
 }
 
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
 function print(s: GroupStatus): void {
   const out: string[] = [`group ${s.group} (pid ${s.pid}, state ${s.stateDir}${s.store ? `, store ${s.store}` : ''})`];
   for (const v of s.volumes) out.push(`  volume ${v.name}: ${v.backing} on ${v.mountpoint}`);
+  const m = s.mode;
+  if (m) {
+    const dirty = m.state === 'normal' ? '' : `; ${m.dirtyPaths === 'all' ? 'every path' : `${m.dirtyPaths} paths`} to resync${m.waiting ? `, waiting for ${m.waiting}` : ''}`;
+    out.push(`  mode: ${m.state} since ${m.since}${m.reason ? ` (${m.reason})` : ''}${dirty}`);
+    const r = m.lastResync;
+    if (r) out.push(`  last resync: ${r.at}, ${r.rounds} rounds, ${r.paths} paths, ${mib(r.bytes)} copied, mutations held ${r.pauseMs.toFixed(1)} ms`);
+  }
+  if (s.buffer) out.push(`  buffer: ${mib(s.buffer.used)} of ${mib(s.buffer.max)} (${((100 * s.buffer.used) / s.buffer.max).toFixed(1)} %)`);
   if (s.journal) out.push(`  journal: seq ${s.journal.lastSeq} (durable ${s.journal.durableSeq}), ${s.journal.records} records / ${s.journal.bytes} bytes since start`);
   const p = s.shipping;
   if (p) {
@@ -36,7 +51,8 @@ function print(s: GroupStatus): void {
     const us = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} µs`);
     out.push(`  barrier pause: p50 ${us(p.barrierPauseUs.p50)}, p99 ${us(p.barrierPauseUs.p99)} (${p.barrierPauseUs.count} barriers)`);
     const w = p.worker;
-    if (w) out.push(`  shipper: ${w.state}${w.restarts ? `, restarted ${w.restarts} times` : ''}${w.lastError ? `; last error ${w.lastError.time}: ${w.lastError.message}` : ''}`);
+    if (w) out.push(`  shipper: ${w.state}${w.restarts ? `, restarted ${w.restarts} times` : ''}`);
+    if (w?.lastError) out.push(`  last shipping error: ${w.lastError.time}: ${w.lastError.message}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -13,7 +13,7 @@ import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, consta
 import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
 import { UTIME_NOW, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
 import { CWD, applyPathRecord, createFile, ownerGid, stampTimes, under, writeAt } from '../journal/apply.js';
-import type { Journal, Pending } from '../journal/journal.js';
+import type { BackupMode } from '../group/backup-mode.js';
 import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
@@ -38,6 +38,23 @@ interface OpenFile {
 /** The directory the process is in, as serveInRoot last set it. */
 let currentDir: string | undefined;
 
+/** Operations that arrived while mutations are held (see holdMutations), in arrival order. */
+let heldOps: (() => void)[] | undefined;
+
+/**
+ * Holds every operation that reaches the JS thread, of every volume of the daemon, until the
+ * returned function is called (reads, answered in C on the FUSE threads, go on). A resync's last
+ * round holds them while it copies what is left (src/group/resync.ts): the live volumes stand still.
+ */
+export function holdMutations(): () => void {
+  heldOps ??= [];
+  return () => {
+    const queued = heldOps ?? [];
+    heldOps = undefined;
+    for (const run of queued) run();
+  };
+}
+
 /**
  * Every handler runs with the process in its volume's backing dir and uses paths relative to it
  * (apply.ts, `under(CWD, …)`): with absolute paths, `<backing dir><path>` would cut the longest path
@@ -49,6 +66,7 @@ function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<Fu
   const wrapped: { [op: string]: unknown } = {};
   for (const [op, handler] of Object.entries(handlers)) {
     wrapped[op] = (...args: unknown[]) => {
+      if (heldOps) return void heldOps.push(() => (wrapped[op] as (...a: unknown[]) => unknown)(...args));
       const dir = root();
       if (currentDir !== dir) {
         try {
@@ -68,10 +86,10 @@ function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<Fu
 export class VolumeOps {
   private readonly files = new Map<number, OpenFile>();
 
-  /** @param journal null for --no-journal (measuring the journal's cost only) */
+  /** @param journal the group's journal as its backup mode hands it out; null for --no-journal (measuring the journal's cost only) */
   constructor(
     private readonly root: string,
-    private readonly journal: Journal | null,
+    private readonly journal: BackupMode | null,
     /** this volume's name in its group's journal */
     private readonly vol: string,
   ) {}
@@ -88,14 +106,12 @@ export class VolumeOps {
    */
   private mutate(rec: NewRecord, apply: () => void): number {
     rec.vol = this.vol;
-    const pending: Pending | undefined = this.journal ? this.journal.begin(rec) : undefined;
     try {
-      apply();
+      if (!this.journal) return apply(), 0;
+      return this.journal.record(this.vol, this.root, rec, apply);
     } catch (err) {
-      if (pending) this.journal!.rollback(pending);
       return fuseErrno(err);
     }
-    return pending ? pending.seq : 0;
   }
 
   /** Runs a mutating operation; errors in journaling itself (a full state disk) become the reply. */

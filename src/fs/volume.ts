@@ -4,6 +4,7 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Fuse, type FuseInstance } from '../native/fuse.js';
 import type { Journal } from '../journal/journal.js';
+import type { BackupMode } from '../group/backup-mode.js';
 import { applyPathRecord } from '../journal/apply.js';
 import { EpochfsError } from '../util/errors.js';
 import { nowNs } from '../util/clock.js';
@@ -19,8 +20,9 @@ export interface VolumeOptions {
   name: string;
   backing: string;
   mountpoint: string;
-  /** the group's journal; null only to measure the journal's cost (--no-journal) */
+  /** the group's journal (markers), and its backup mode (every change); null only to measure the journal's cost (--no-journal) */
   journal: Journal | null;
+  mode: BackupMode | null;
   /** Seconds the kernel may cache entries and attributes (every change passes through the mount). */
   cacheTimeout: number;
   /** remove libfuse's leftover hidden files first (the group's previous daemon stopped uncleanly) */
@@ -75,7 +77,7 @@ export class Volume {
   readonly ops: VolumeOps;
 
   private constructor(readonly opts: VolumeOptions) {
-    this.ops = new VolumeOps(opts.backing, opts.journal, opts.name);
+    this.ops = new VolumeOps(opts.backing, opts.mode, opts.name);
   }
 
   get name(): string {
@@ -89,7 +91,7 @@ export class Volume {
     checkDir(opts.mountpoint, 'ENOMOUNTPOINT', 'mount point');
     await recoverMountpoint(opts.mountpoint, log);
     const { journal } = opts;
-    if (journal && opts.cleanHidden) Volume.removeHiddenFiles(journal, opts.name, opts.backing);
+    if (opts.mode && opts.cleanHidden) Volume.removeHiddenFiles(opts.mode, opts.name, opts.backing);
     const atMarker = await opts.beforeServe?.();
     const seq = journal?.append({ op: 'mount', t: nowNs(), vol: opts.name, backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation }) ?? 0;
     atMarker?.(seq);
@@ -104,14 +106,13 @@ export class Volume {
   }
 
   /** Files unlinked while open when the daemon died: nobody will unlink them now. Journaled. */
-  private static removeHiddenFiles(journal: Journal, vol: string, backing: string): void {
+  private static removeHiddenFiles(mode: BackupMode, vol: string, backing: string): void {
     for (const path of findHiddenFiles(backing)) {
       const rec = { op: 'unlink', t: nowNs(), vol, path } as const;
-      const p = journal.begin(rec);
       try {
-        applyPathRecord(backing, rec);
+        mode.record(vol, backing, rec, () => applyPathRecord(backing, rec));
       } catch {
-        journal.rollback(p);
+        // gone already
       }
     }
   }

@@ -2,16 +2,17 @@
 // the group, served by one process. The first `epochfs mount --group G` starts it; later mounts of
 // G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
 // "Consistency groups").
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { fdatasync, mkdirSync, renameSync, statfsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
 import { BackingLock } from '../fs/backing-lock.js';
 import { registerDaemon, registerGroup, unregisterDaemon, unregisterGroup, groupSocketPath } from '../fs/registry.js';
-import { Journal } from '../journal/journal.js';
+import { Journal, type JournalOpenOptions } from '../journal/journal.js';
 import { applyPathRecord } from '../journal/apply.js';
 import type { Record } from '../journal/record.js';
 import { EpochScheduler } from '../epoch/scheduler.js';
+import { holdMutations } from '../fs/ops.js';
 import { ShipperClient } from '../shipper/client.js';
 import { stagedShadowDir } from '../shipper/state.js';
 import { LocalBackend } from '../store/backends/local.js';
@@ -20,6 +21,8 @@ import { nowNs } from '../util/clock.js';
 import { EpochfsError } from '../util/errors.js';
 import { serveControl, type AttachRequest, type ControlReply, type ControlRequest } from './control.js';
 import { journalRemoval, loadGroupVolumes, saveGroupVolumes } from './members.js';
+import { BackupMode } from './backup-mode.js';
+import { Resyncer } from './resync.js';
 
 export interface GroupDaemonOptions {
   group: string;
@@ -29,7 +32,36 @@ export interface GroupDaemonOptions {
   store?: string;
   passphrase?: Buffer;
   epochIntervalMs?: number;
+  /** bytes the journal may hold unshipped before the group degrades (default: a quarter of the state fs) */
+  bufferMax?: number;
   log: (msg: string) => void;
+}
+
+/** The default --buffer-max: a quarter of the state fs, so the journal cannot fill it alone. */
+export function defaultBufferMax(stateDir: string): number {
+  const fs = statfsSync(stateDir);
+  return Math.floor((fs.blocks * fs.bsize) / 4);
+}
+
+/**
+ * Fault injection for tests (the kernel cannot be made to fail an fdatasync on demand here):
+ * EPOCHFS_FAULT_JOURNAL_SYNC=<n> makes the journal's n-th fdatasync fail with EIO.
+ */
+function faultySyncs(): JournalOpenOptions['io'] {
+  const failAt = Number(process.env.EPOCHFS_FAULT_JOURNAL_SYNC ?? 0);
+  if (!failAt) return undefined;
+  let calls = 0;
+  return {
+    fdatasync: (fd) => new Promise((res, rej) => {
+      if (++calls === failAt) return rej(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 }));
+      fdatasync(fd, (e) => (e ? rej(e) : res()));
+    }),
+  };
+}
+
+/** Segments small enough that trimming after each epoch frees the buffer in steps of a quarter. */
+function segmentBytesFor(bufferMax: number): number {
+  return Math.min(64 << 20, Math.max(1 << 20, Math.floor(bufferMax / 4)));
 }
 
 function copyTree(from: string, to: string): Promise<void> {
@@ -52,6 +84,8 @@ export class GroupDaemon {
   private server?: Server;
   private shipper?: ShipperClient;
   private scheduler?: EpochScheduler;
+  private mode: BackupMode | null = null;
+  private resyncTimer?: NodeJS.Timeout;
   /** marker records (barrier, umount) that could not be journaled; see journalMarker */
   private failedMarkers = 0;
   private stopping?: Promise<void>;
@@ -73,28 +107,31 @@ export class GroupDaemon {
     // redo below; the daemon's own files get explicit modes.
     process.umask(0);
     if (opts.store) await Repository.open(new LocalBackend(opts.store), opts.passphrase!); // fail before mounting anything
+    const bufferMax = opts.store ? opts.bufferMax ?? defaultBufferMax(opts.stateDir) : Infinity;
     let journal: Journal | null = null;
     let unclean = false;
+    let distrust: string | undefined;
+    let daemon: GroupDaemon | undefined;
     if (opts.journal) {
-      const opened = await Journal.open(opts.stateDir, { log: opts.log });
+      const opened = await Journal.open(opts.stateDir, {
+        log: opts.log, segmentBytes: opts.store ? segmentBytesFor(bufferMax) : undefined, onSyncFailure: (err) => daemon?.mode?.syncFailed(err),
+        io: faultySyncs(),
+      });
       journal = opened.journal;
       unclean = opened.unclean;
-      if (unclean) await GroupDaemon.recover(journal, opened.lastRecord, opts.log);
+      if (unclean) distrust = await GroupDaemon.recover(journal, opened.lastRecord, opened.powerLoss, opts.log);
+      const left = await BackupMode.leftDegraded(journal);
+      if (left !== undefined) distrust ??= `the previous daemon stopped while degraded (${left})`;
     }
-    const d = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal));
+    const d = (daemon = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal)));
     try {
-      if (opts.store && journal) {
-        d.shipper = await ShipperClient.start(
-          { stateDir: opts.stateDir, storeDir: opts.store, passphrase: opts.passphrase!.toString(), group: opts.group, startSeq: journal.lastSeq },
-          opts.log,
-        );
-        d.scheduler = new EpochScheduler(journal, d.shipper, opts.log, () => d.awaited());
-        d.scheduler.start(opts.epochIntervalMs);
-      }
+      if (journal) d.mode = d.makeMode(journal, bufferMax, distrust);
+      if (opts.store && journal) await d.startShipping(journal);
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));
       registerGroup({ pid: process.pid, group: opts.group, stateDir: opts.stateDir, socket, store: opts.store });
     } catch (err) {
+      clearInterval(d.resyncTimer);
       await d.shipper?.stop();
       await journal?.close(true);
       throw err;
@@ -102,22 +139,56 @@ export class GroupDaemon {
     return d;
   }
 
+  /** Journaling or degraded (see backup-mode.ts); degraded from the start when the journal is not to be trusted. */
+  private makeMode(journal: Journal, bufferMax: number, distrust: string | undefined): BackupMode {
+    const attached = () => [...this.volumes.values()].map((v) => ({ name: v.name, backing: v.opts.backing }));
+    const mode = new BackupMode(journal, this.opts.stateDir, () => this.scheduler?.unshippedBytes ?? 0, bufferMax, this.opts.log, attached);
+    BackupMode.reserve(this.opts.stateDir, this.opts.log);
+    if (distrust) mode.degrade(distrust, { full: true });
+    return mode;
+  }
+
+  private async startShipping(journal: Journal): Promise<void> {
+    const { opts } = this;
+    const mode = this.mode!;
+    const shipper = (this.shipper = await ShipperClient.start(
+      { stateDir: opts.stateDir, storeDir: opts.store!, passphrase: opts.passphrase!.toString(), group: opts.group, startSeq: journal.lastSeq },
+      opts.log,
+    ));
+    // A new worker rebuilt its shadows from the last epoch: what a resync copied since is lost.
+    shipper.onRestart = () => mode.unconfirmedResync && mode.degrade('the shipper worker restarted before the epoch after a resync was stored', { full: true });
+    this.scheduler = new EpochScheduler(journal, shipper, opts.log, {
+      expected: () => this.awaited(),
+      notNow: () => (mode.state === 'normal' ? null : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
+      onShipped: (seq) => mode.shipped(seq),
+      onFailed: (err) => (err as { code?: string }).code === 'ERESYNC' && mode.degrade(err.message, { full: true }),
+    });
+    this.scheduler.start(opts.epochIntervalMs);
+    const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold: holdMutations, log: opts.log });
+    this.resyncTimer = setInterval(() => void resyncer.tick().catch((err) => opts.log(`resync: ${err.message}`)), 1000);
+    this.resyncTimer.unref();
+  }
+
   /**
    * After an unclean stop the last record may not have reached its backing dir (the daemon died
    * between journaling and applying it): redo it, idempotently, and mark the stop in the journal
-   * (docs/ARCHITECTURE.md, "Crashes and recovery").
+   * (docs/ARCHITECTURE.md, "Crashes and recovery"). Returns why the journal cannot be trusted to
+   * hold every change of the backing dirs (a power loss, a redo that failed), if it cannot.
    */
-  private static async recover(journal: Journal, last: Record | undefined, log: (m: string) => void): Promise<void> {
-    log(`previous daemon stopped uncleanly; last record ${last?.seq ?? 'none'}`);
+  private static async recover(journal: Journal, last: Record | undefined, powerLoss: boolean, log: (m: string) => void): Promise<string | undefined> {
+    log(`previous daemon stopped uncleanly${powerLoss ? ' with the machine (a power loss or kernel crash)' : ''}; last record ${last?.seq ?? 'none'}`);
+    let distrust = powerLoss ? 'the machine stopped with the daemon (a power loss or kernel crash): the journal may lack changes the volumes have' : undefined;
     const backing = last?.vol !== undefined ? await journal.getState(`volume:${last.vol}`) : undefined;
     if (last && backing) {
       try {
         applyPathRecord(backing, last, true);
       } catch (err) {
         log(`redo of record ${last.seq} (${last.op}) failed: ${(err as Error).message}`);
+        distrust ??= `the redo of record ${last.seq} (${last.op}) failed: ${(err as Error).message}`;
       }
     }
     journal.append({ op: 'unclean', t: nowNs(), generation: journal.generation });
+    return distrust;
   }
 
   get group(): string {
@@ -150,7 +221,7 @@ export class GroupDaemon {
       }
       await this.journal?.putState(`volume:${req.name}`, req.backing);
       volume = await Volume.mount({
-        name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, cacheTimeout: req.cacheTimeout,
+        name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, mode: this.mode, cacheTimeout: req.cacheTimeout,
         cleanHidden: this.unclean && !this.cleaned.has(req.name), log: this.opts.log,
         beforeServe: this.shipper ? () => this.stageBase(req.name, req.backing) : undefined,
       });
@@ -167,8 +238,8 @@ export class GroupDaemon {
     registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
     this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
     void volume.whenExited().then(() => this.detach(req.name));
-    // The volume's base goes into the store with the next epoch: take it now.
-    this.scheduler?.checkpoint().epoch.catch((err) => this.opts.log(`epoch failed: ${err.message}`));
+    // The volume's base goes into the store with the next epoch: take it now (degraded: after the resync).
+    if (this.mode?.state === 'normal') this.scheduler?.checkpoint().epoch.catch((err) => this.opts.log(`epoch failed: ${err.message}`));
   }
 
   /**
@@ -189,7 +260,7 @@ export class GroupDaemon {
     const volume = this.volumes.get(name);
     if (!volume) return;
     // Neither record may stop the detach (a full disk): the volume's lock and entry must still go.
-    const last = this.scheduler?.changed ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
+    const last = this.scheduler?.changed && this.mode?.state === 'normal' ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
     this.journalMarker(`umount record of ${name}`, () => this.journal?.append({ op: 'umount', t: nowNs(), vol: name }));
     volume.close();
     this.volumes.delete(name);
@@ -226,6 +297,7 @@ export class GroupDaemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.server?.close();
+      clearInterval(this.resyncTimer);
       await this.scheduler?.stop().catch((err) => this.opts.log(`last epoch failed: ${err.message}`));
       await this.shipper?.stop();
       await this.journal?.close(true);
@@ -282,6 +354,8 @@ export class GroupDaemon {
       stateDir: this.opts.stateDir,
       store: this.opts.store ?? null,
       volumes: [...this.volumes.values()].map((v) => ({ name: v.name, mountpoint: v.opts.mountpoint, backing: v.opts.backing })),
+      mode: this.mode?.status() ?? null,
+      buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
         lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
@@ -290,7 +364,7 @@ export class GroupDaemon {
         lastEpoch: this.shipper?.lastEpoch?.id ?? null,
         shippedSeq: s.lastShipped.seq,
         lagOps,
-        lagBytes: j.appendedBytes - s.lastShipped.journalBytes,
+        lagBytes: s.unshippedBytes,
         lagSeconds: lagOps ? (Date.now() - s.lastShipped.placedAt) / 1000 : 0,
         pendingEpochs: this.shipper?.pending ?? 0,
         worker: this.shipper?.health ?? null,

@@ -5,7 +5,7 @@
 // journal order identical to the order in which the serving thread applies operations, and it means
 // a killed daemon loses no acknowledged record. Only durability against power loss is asynchronous:
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
-import { mkdirSync, readdirSync, fdatasync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, fdatasync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { Level } from 'level';
@@ -22,6 +22,17 @@ export interface JournalOpenResult {
   unclean: boolean;
   /** The last record written before this open, if any (an unclean stop may have left it unapplied). */
   lastRecord?: Record;
+  /**
+   * The unclean stop took the machine with it (a power loss, a kernel crash): the boot id differs
+   * from the one the previous daemon recorded, or a torn segment was cut. Records that were not
+   * synced may be lost while their operations reached the backing dir (see "Degraded mode").
+   */
+  powerLoss: boolean;
+}
+
+/** This boot's id (EPOCHFS_BOOT_ID stands in for a reboot in tests: a machine cannot be rebooted in one). */
+export function bootId(): string {
+  return process.env.EPOCHFS_BOOT_ID ?? readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 }
 
 /** A record that is written but not yet known to have been applied; see Journal.begin. */
@@ -65,6 +76,8 @@ export interface JournalOpenOptions {
   io?: Partial<JournalIo>;
   /** where the journal reports trouble it works around (the daemon's log) */
   log?: (message: string) => void;
+  /** called once, when a sync round first fails (see syncFailure) */
+  onSyncFailure?: (err: Error) => void;
 }
 
 /** The error every durability promise gets once a sync round has failed (see Journal.syncFailure). */
@@ -125,6 +138,9 @@ export class Journal {
   /** Records and bytes appended since open. */
   appendedRecords = 0;
   appendedBytes = 0;
+  /** Bytes the segments held at open (not shipped yet, as far as this journal knows). */
+  bytesAtOpen = 0;
+  onSyncFailure: (err: Error) => void = () => {};
 
   private constructor(
     readonly dir: string,
@@ -147,7 +163,9 @@ export class Journal {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = await openIndex(dir);
     try {
-      return await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io }, opts.log ?? (() => {}));
+      const opened = await Journal.recover(dir, db, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, { ...realIo, ...opts.io }, opts.log ?? (() => {}));
+      if (opts.onSyncFailure) opened.journal.onSyncFailure = opts.onSyncFailure;
+      return opened;
     } catch (err) {
       await db.close();
       throw err;
@@ -168,6 +186,9 @@ export class Journal {
     }
     const dropped = Journal.cutAtTornSegment(dir, segments, log);
     const wasOpen = (await db.get('state:clean')) === 'false' || dropped.length > 0;
+    const lastBoot = await db.get('state:bootId');
+    const boot = bootId();
+    const powerLoss = dropped.length > 0 || (wasOpen && lastBoot !== undefined && lastBoot !== boot);
     const generation = Number((await db.get('state:generation')) ?? '0') + 1;
     let writer: SegmentWriter;
     let nextSeq = 1;
@@ -194,10 +215,12 @@ export class Journal {
       { type: 'put', key: 'state:format', value: String(JOURNAL_FORMAT) },
       { type: 'put', key: 'state:clean', value: 'false' },
       { type: 'put', key: 'state:generation', value: String(generation) },
+      { type: 'put', key: 'state:bootId', value: boot },
       ...dropped.map((n) => ({ type: 'del' as const, key: `seg:${n}` })),
     ], { sync: true });
     const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log, segments.length === 0 || dropped.length > 0);
-    return { journal, unclean: wasOpen, lastRecord };
+    journal.bytesAtOpen = segments.reduce((n, seg) => n + statSync(segmentPath(dir, seg)).size, 0);
+    return { journal, unclean: wasOpen, lastRecord, powerLoss };
   }
 
   /**
@@ -329,7 +352,10 @@ export class Journal {
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })
       .catch((err) => {
-        this.syncFailure ??= journalNotDurable(err);
+        if (!this.syncFailure) {
+          this.syncFailure = journalNotDurable(err);
+          this.onSyncFailure(this.syncFailure);
+        }
         this.settle((w) => (w.reject(this.syncFailure), true));
       })
       .finally(() => {
@@ -349,8 +375,12 @@ export class Journal {
     return this.db.get(`state:${key}`);
   }
 
-  async putState(key: string, value: string): Promise<void> {
-    await this.db.put(`state:${key}`, value);
+  async putState(key: string, value: string, opts: { sync?: boolean } = {}): Promise<void> {
+    await this.db.put(`state:${key}`, value, opts);
+  }
+
+  async delState(key: string, opts: { sync?: boolean } = {}): Promise<void> {
+    await this.db.del(`state:${key}`, opts);
   }
 
   /**

@@ -5,8 +5,10 @@
 // advanced). Past that bound shipping stops: every later barrier's epoch fails at once with the
 // reason, `status` shows it, and the mount goes on serving (docs/ARCHITECTURE.md, "Shipping").
 import { Worker } from 'node:worker_threads';
-import { EpochfsError } from '../util/errors.js';
+import { EpochfsError, type ErrorCode } from '../util/errors.js';
+import type { VolumePlan } from '../group/dirty-set.js';
 import type { ShippedEpoch } from './shipper.js';
+import type { SyncStats } from './tree-sync.js';
 import type { FromWorker, ToWorker, WorkerInput } from './worker.js';
 
 export const MAX_RESTARTS = 3;
@@ -14,9 +16,14 @@ export const RESTART_WINDOW_MS = 10 * 60_000;
 const FIRST_BACKOFF_MS = 500;
 
 interface Waiting {
-  resolve: (e: ShippedEpoch) => void;
+  resolve: (answer: FromWorker) => void;
   reject: (err: Error) => void;
+  /** an epoch (not a probe or a resync round) */
+  epoch: boolean;
 }
+
+/** A request as posted, without the id the client gives it. */
+type Request = ToWorker extends infer R ? (R extends ToWorker ? Omit<R, 'id'> : never) : never;
 
 /** What `status` shows of the worker. */
 export interface ShipperHealth {
@@ -54,6 +61,8 @@ export class ShipperClient {
   private stopping = false;
   lastEpoch?: ShippedEpoch;
   lastError: ShipperHealth['lastError'] = null;
+  /** Called when a new worker has replaced one that died (its shadows were rebuilt from the last epoch). */
+  onRestart: () => void = () => {};
 
   private constructor(worker: Worker, readonly cursor: number, private readonly input: WorkerInput, private readonly log: (m: string) => void) {
     this.attach(worker);
@@ -78,16 +87,16 @@ export class ShipperClient {
 
   private onMessage(m: FromWorker): void {
     if (m.type === 'log') return this.log(m.message);
-    if (m.type !== 'epoch' && m.type !== 'error') return;
+    if (!('id' in m)) return;
     const w = this.waiting.get(m.id);
     this.waiting.delete(m.id);
-    if (m.type === 'epoch') {
-      this.lastEpoch = m.epoch;
-      w?.resolve(m.epoch);
-    } else {
+    if (m.type === 'error') {
       this.noteError(`shipping failed: ${m.message}`);
-      w?.reject(new EpochfsError('EDAEMON', `shipping failed: ${m.message}`));
+      w?.reject(new EpochfsError((m.code === 'ERESYNC' ? m.code : 'EDAEMON') as ErrorCode, `shipping failed: ${m.message}`));
+      return;
     }
+    if (m.type === 'epoch') this.lastEpoch = m.epoch;
+    w?.resolve(m);
   }
 
   private onExit(worker: Worker, code: number): void {
@@ -104,12 +113,13 @@ export class ShipperClient {
     this.restartTimes.push(now);
     const backoff = FIRST_BACKOFF_MS * 2 ** (this.restartTimes.length - 1);
     this.restarting = new Promise<void>((r) => setTimeout(r, backoff).unref())
-      .then(() => (this.stopping ? undefined : spawnWorker(this.input, this.log)))
+      .then(() => (this.stopping ? undefined : spawnWorker({ ...this.input, restarts: this.restartTimes.length }, this.log)))
       .then((started) => {
         if (!started) return;
         if (this.stopping) return void started.worker.terminate();
         this.attach(started.worker);
         this.log(`shipper worker restarted (${this.restartTimes.length} of ${MAX_RESTARTS}), resuming after seq ${started.cursor}`);
+        this.onRestart();
         for (const m of this.held.splice(0)) started.worker.postMessage(m);
       }, (err: Error) => this.stopShipping(`the shipper worker could not be restarted: ${err.message}`))
       .finally(() => (this.restarting = undefined));
@@ -124,18 +134,37 @@ export class ShipperClient {
   }
 
   /** An epoch at barrier `seq`; `expected` are the volumes the group waits for (see Shipper.ship). */
-  ship(seq: number, expected: string[] = []): Promise<ShippedEpoch> {
+  async ship(seq: number, expected: string[] = []): Promise<ShippedEpoch> {
+    const m = await this.request({ type: 'ship', seq, expected });
+    return (m as Extract<FromWorker, { type: 'epoch' }>).epoch;
+  }
+
+  /** The copying half of a resync (Shipper.resync). */
+  async resync(seq: number, plans: VolumePlan[], tolerant: boolean): Promise<SyncStats> {
+    const m = await this.request({ type: 'resync', seq, plans, tolerant });
+    return (m as Extract<FromWorker, { type: 'resynced' }>).stats;
+  }
+
+  /** Resolves when the store takes writes. */
+  async probe(): Promise<void> {
+    await this.request({ type: 'probe' });
+  }
+
+  private request(req: Request): Promise<FromWorker> {
     if (this.stopped) return Promise.reject(new EpochfsError('EDAEMON', this.stopped));
     const id = this.nextId++;
-    const p = new Promise<ShippedEpoch>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    const msg: ToWorker = { type: 'ship', id, seq, expected };
+    const p = new Promise<FromWorker>((resolve, reject) => this.waiting.set(id, { resolve, reject, epoch: req.type === 'ship' }));
+    const msg = { ...req, id } as ToWorker;
     if (this.restarting) this.held.push(msg);
     else this.worker.postMessage(msg);
     return p;
   }
 
+  /** Epochs asked for and not stored yet. */
   get pending(): number {
-    return this.waiting.size;
+    let n = 0;
+    for (const w of this.waiting.values()) if (w.epoch) n++;
+    return n;
   }
 
   get health(): ShipperHealth {

@@ -100,6 +100,16 @@ export class DirtyTracker implements BuildPlan {
     }
   }
 
+  /** A path a resync changed in the shadow (src/shipper/tree-sync.ts): the next epoch reads it again. */
+  noteSynced(path: string, isDir: boolean): void {
+    if (isDir) this.markDir(rel(path));
+    else {
+      const ino = this.ino(path);
+      if (ino !== undefined) this.written.set(ino, 'all');
+    }
+    this.markParent(path);
+  }
+
   /** A renamed directory takes its dirty descendants along. */
   private moveDirs(from: string, to: string): void {
     const moved = [...this.dirs].filter((d) => d === from || d.startsWith(`${from}/`));

@@ -2,8 +2,8 @@
 // and at each barrier stores every attached volume as one epoch, reading again only what changed
 // (docs/ARCHITECTURE.md, "Shipping"). It runs in a worker thread: nothing it does (replay, hashing,
 // encryption, uploads) touches the thread that serves the mounts.
-import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
@@ -16,7 +16,10 @@ import { Repository } from '../store/repository.js';
 import { restoreTree } from '../store/restore.js';
 import { TreeBuilder, type BuildCaches } from '../store/snapshot.js';
 import { withZeroUmask } from '../util/umask.js';
+import { EpochfsError } from '../util/errors.js';
+import type { VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
+import { TreeSync, type SyncStats } from './tree-sync.js';
 import {
   cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, stagedShadowDir,
   SHIPPER_STATE_VERSION, type ShipperState,
@@ -71,6 +74,11 @@ export class Shipper {
   private carried = new Map<string, EpochVolume>();
   /** A remove marker was read since the last epoch: the next one is written even if nothing is attached. */
   private removed = false;
+  /**
+   * A resync copied into the shadows since the last epoch: they hold changes the journal does not,
+   * so they cannot be rebuilt from the last epoch and the journal (see resync).
+   */
+  private resyncedSinceEpoch = false;
 
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
@@ -134,10 +142,48 @@ export class Shipper {
    */
   async ship(barrier: number, expected: string[] = []): Promise<ShippedEpoch> {
     if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
-    if (this.untrusted) await this.loadShadows(this.state, true);
+    await this.onShadows(() => this.advance(barrier, false));
+    return this.storeEpoch(barrier, expected);
+  }
+
+  /**
+   * The copying half of a resync (docs/ARCHITECTURE.md, "Degraded mode and resync"): advances the
+   * shadows to `seq` (`tolerant`: records that do not apply are skipped — the shadow is about to be
+   * compared with the live volume anyway), then copies into each volume's shadow what its plan names.
+   */
+  async resync(seq: number, plans: VolumePlan[], tolerant: boolean): Promise<SyncStats> {
+    const total: SyncStats = { paths: 0, bytes: 0 };
+    await this.onShadows(() => {
+      this.advance(seq, tolerant);
+      for (const plan of plans) {
+        const stats = this.syncVolume(plan);
+        total.paths += stats.paths;
+        total.bytes += stats.bytes;
+      }
+    });
+    this.resyncedSinceEpoch = true;
+    return total;
+  }
+
+  /** Checks that the store takes writes (a degraded group asks before it resyncs). */
+  probe(): Promise<void> {
+    return this.repo.backend.probe();
+  }
+
+  /** Runs `change` on the shadows, marked busy; a failure leaves them untrusted (rebuilt next time). */
+  private async onShadows(change: () => void): Promise<void> {
+    if (this.untrusted) {
+      if (this.resyncedSinceEpoch) {
+        // Rebuilt from the last epoch they would lack what the resync copied: only a full one helps.
+        this.resyncedSinceEpoch = false;
+        await this.loadShadows(this.state, true);
+        throw new EpochfsError('ERESYNC', 'the shadow copies were resynced since the last epoch and then failed to advance: a full resync is needed');
+      }
+      await this.loadShadows(this.state, true);
+    }
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
     try {
-      withZeroUmask(() => this.advance(barrier));
+      withZeroUmask(change);
     } catch (err) {
       // A record that did not apply leaves the shadows where nobody knows: start again from the
       // last epoch next time rather than skip it.
@@ -146,15 +192,40 @@ export class Shipper {
     } finally {
       for (const v of this.volumes.values()) v.replayer.close();
     }
-    return this.storeEpoch(barrier, expected);
   }
 
-  private advance(barrier: number): void {
+  private advance(barrier: number, tolerant: boolean): void {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
+    let skipped = 0;
     for (const rec of this.reader.read(barrier)) {
-      this.applyRecord(rec);
+      try {
+        this.applyRecord(rec);
+      } catch (err) {
+        if (!tolerant) throw err;
+        skipped++;
+      }
       this.shadowSeq = rec.seq;
     }
+    if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
+  }
+
+  /** Copies a plan into its volume's shadow; a volume without one (its base was lost) gets a new one. */
+  private syncVolume(plan: VolumePlan): SyncStats {
+    let v = this.volumes.get(plan.vol);
+    if (!v) {
+      const root = shadowDir(this.opts.stateDir, plan.vol);
+      rmSync(root, { recursive: true, force: true });
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      v = new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true);
+      this.volumes.set(plan.vol, v);
+      this.carried.delete(plan.vol);
+      plan = { ...plan, full: true };
+      this.log(`resync: volume ${plan.vol} had no shadow copy; copying it whole`);
+    }
+    const dirty = v.dirty;
+    const stats = new TreeSync(plan.backing, v.root, (path, isDir) => dirty.noteSynced(path, isDir)).run(plan);
+    if (plan.full) dirty.full = true;
+    return stats;
   }
 
   private applyRecord(rec: Record): void {
@@ -176,13 +247,18 @@ export class Shipper {
     this.volumes.delete(vol);
     rmSync(root, { recursive: true, force: true });
     if (!existsSync(staged)) {
-      // Its base is staged before its marker is written, so this volume never served — or its base
-      // was used up by an epoch that failed after it: then it stays out until mounted again.
+      if (existsSync(`${staged}.used`)) {
+        // Its base went into a shadow that was then rebuilt from an epoch without it (that epoch
+        // failed): only the live volume has it now.
+        throw new EpochfsError('ERESYNC', `volume ${vol} lost its base copy (joined at record ${seq}) with a failed epoch: a full resync is needed`);
+      }
+      // Its base is staged before its marker is written: this volume never served.
       this.log(`volume ${vol} (joined at record ${seq}) has no base copy; it is left out of epochs until it is mounted again`);
       return;
     }
     mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
     renameSync(staged, root);
+    writeFileSync(`${staged}.used`, ''); // until an epoch holds it (see storeEpoch)
     this.carried.delete(vol); // its new base replaces the state it left with
     this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
   }
@@ -247,12 +323,21 @@ export class Shipper {
     };
     saveShipperState(this.opts.stateDir, this.state);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
+    this.resyncedSinceEpoch = false;
+    this.forgetUsedBases();
     for (const v of this.volumes.values()) v.dirty.clear();
     this.trim(seq);
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
     this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
     return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
+  }
+
+  /** The bases used by shadows are in a stored epoch now: a rebuild no longer needs them. */
+  private forgetUsedBases(): void {
+    const dir = dirname(stagedShadowDir(this.opts.stateDir, 'x', 0));
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir)) if (n.endsWith('.used')) rmSync(join(dir, n), { force: true });
   }
 
   /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */

@@ -2,6 +2,8 @@
 // at a time in order.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Shipper, type ShippedEpoch } from './shipper.js';
+import type { VolumePlan } from '../group/dirty-set.js';
+import type { SyncStats } from './tree-sync.js';
 
 export interface WorkerInput {
   stateDir: string;
@@ -9,19 +11,38 @@ export interface WorkerInput {
   passphrase: string;
   group: string;
   startSeq: number;
+  /** how many workers of this daemon died before this one (for the fault hook) */
+  restarts?: number;
 }
 
-export type ToWorker = { type: 'ship'; id: number; seq: number; expected: string[] };
+export type ToWorker =
+  | { type: 'ship'; id: number; seq: number; expected: string[] }
+  | { type: 'resync'; id: number; seq: number; plans: VolumePlan[]; tolerant: boolean }
+  | { type: 'probe'; id: number };
 export type FromWorker =
   | { type: 'ready'; cursor: number }
   | { type: 'epoch'; id: number; epoch: ShippedEpoch }
-  | { type: 'error'; id: number; message: string }
+  | { type: 'resynced'; id: number; stats: SyncStats }
+  | { type: 'probed'; id: number }
+  | { type: 'error'; id: number; message: string; code?: string }
   | { type: 'log'; message: string }
   | { type: 'fatal'; message: string };
 
 const port = parentPort!;
 const input = workerData as WorkerInput;
 const post = (m: FromWorker) => port.postMessage(m);
+
+async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
+  switch (msg.type) {
+    case 'ship':
+      return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected) };
+    case 'resync':
+      return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant) };
+    case 'probe':
+      await shipper.probe();
+      return { type: 'probed', id: msg.id };
+  }
+}
 
 try {
   const shipper = await Shipper.open({
@@ -32,16 +53,17 @@ try {
   let queue = Promise.resolve();
   let requests = 0;
   // Fault injection for tests (a worker cannot be killed from outside the daemon): the worker ends
-  // as a crash would, at its Nth request, before storing anything.
-  const exitAt = Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT ?? 0);
+  // as a crash would, at its Nth request, before storing anything; with
+  // EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS=<k>, only the first k workers of the daemon do.
+  const faulty = (input.restarts ?? 0) < Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS ?? Infinity);
+  const exitAt = faulty ? Number(process.env.EPOCHFS_FAULT_SHIPPER_EXIT ?? 0) : 0;
   port.on('message', (msg: ToWorker) => {
     if (++requests === exitAt) process.exit(70);
     queue = queue.then(async () => {
       try {
-        const epoch = await shipper.ship(msg.seq, msg.expected);
-        post({ type: 'epoch', id: msg.id, epoch });
+        post(await serve(shipper, msg));
       } catch (err) {
-        post({ type: 'error', id: msg.id, message: (err as Error).message });
+        post({ type: 'error', id: msg.id, message: (err as Error).message, code: (err as { code?: string }).code });
       }
     });
   });

@@ -17,6 +17,11 @@ export interface Backend {
   list(kind: ObjectKind): AsyncIterable<string>;
   /** Removes an object; removing a missing one is not an error. */
   delete(kind: ObjectKind, name: string): Promise<void>;
+  /**
+   * Checks that the store takes writes now (writes something outside every kind and removes it);
+   * rejects with the reason. A degraded group asks before it resyncs (docs/ARCHITECTURE.md).
+   */
+  probe(): Promise<void>;
   /** A human-readable location, for messages. */
   readonly location: string;
 }

@@ -45,7 +45,10 @@ export type ErrorCode =
   | 'EPATHNOTFOUND'
   | 'EPATHTYPE'
   | 'EPATHINUSE'
-  | 'EPATHIO';
+  | 'EPATHIO'
+  // issue 8: degraded mode
+  | 'EDEGRADED'
+  | 'ERESYNC';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -56,6 +59,8 @@ const exitFor: Record<ErrorCode, number> = {
   EMOUNTBUSY: ExitCode.busy,
   ESTATEBUSY: ExitCode.busy,
   EDAEMON: ExitCode.failure,
+  EDEGRADED: ExitCode.failure,
+  ERESYNC: ExitCode.failure,
   EJOURNALCORRUPT: ExitCode.corrupt,
   EJOURNALVERSION: ExitCode.corrupt,
   EREPLAY: ExitCode.failure,

@@ -35,4 +35,29 @@ describe('epoch scheduler', () => {
       await journal.close(true);
     }
   });
+
+  it('hands an epoch to the shipper only once its barrier is durable in the journal', async () => {
+    // Else a power loss could cut the journal below the seq of a stored epoch, which the shipper's
+    // cursor has passed: later records would reuse those seqs and never be shipped.
+    const state = tempDir('scheduler-durable');
+    let release!: () => void;
+    const synced = new Promise<void>((r) => (release = r));
+    const { journal } = await Journal.open(state, { io: { fdatasync: () => synced } });
+    const shipped: number[] = [];
+    const shipper = { cursor: 0, ship: async (seq: number) => (shipped.push(seq), { id: `e${seq}` }) } as unknown as ShipperClient;
+    const scheduler = new EpochScheduler(journal, shipper, () => {});
+    try {
+      journal.append({ op: 'truncate', t: 1n, path: '/a', size: 0 });
+      const { seq, epoch } = scheduler.checkpoint();
+      await sleep(50);
+      expect(shipped).toEqual([]); // the segment's fdatasync has not returned
+      release();
+      await epoch;
+      expect(shipped).toEqual([seq]);
+      expect(journal.lastDurableSeq).toBeGreaterThanOrEqual(seq);
+    } finally {
+      await scheduler.stop();
+      await journal.close(true);
+    }
+  });
 });

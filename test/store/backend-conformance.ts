@@ -63,6 +63,17 @@ export function backendConformance(name: string, makeBackend: () => Promise<Back
       for (let i = 0; i < 8; i++) expect((await b.get('packs', id(1000 + i))).equals(data(i))).toBe(true);
     });
 
+    it('answers a probe without leaving an object of any kind behind', async () => {
+      const b = await makeBackend();
+      await b.put('index', id(7), Buffer.from('x')); // a store exists once it holds something
+      await b.probe();
+      for (const kind of ['config', 'keys', 'packs', 'index', 'epochs'] as const) {
+        const names: string[] = [];
+        for await (const n of b.list(kind)) names.push(n);
+        expect(names, kind).toEqual(kind === 'index' ? [id(7)] : []);
+      }
+    });
+
     it('refuses names that could escape its namespace', async () => {
       const b = await makeBackend();
       await expect(b.put('index', '../evil', Buffer.from('x'))).rejects.toThrow(/invalid object name/);

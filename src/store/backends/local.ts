@@ -106,6 +106,18 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async probe(): Promise<void> {
+    const tmp = join(this.dir, `.probe-${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile('probe');
+      await fh.sync();
+    } finally {
+      await fh.close();
+      await unlink(tmp).catch(() => {});
+    }
+  }
+
   async delete(kind: ObjectKind, name: string): Promise<void> {
     await rm(this.pathOf(kind, name), { force: true });
   }

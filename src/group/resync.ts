@@ -1,0 +1,144 @@
+// The way back from degraded mode (docs/ARCHITECTURE.md, "Degraded mode and resync"): once the
+// store takes writes and the state fs has room, the shipper copies the dirty paths from the live
+// volumes into its shadows while the application goes on (pre-copy rounds: whatever changes
+// meanwhile is tracked again), until what is left is small; then mutations are held for one last
+// round, a barrier is journaled, the rest is copied, and journaling resumes with the next
+// operation. The shadows then hold exactly the live volumes at that barrier, and its epoch is
+// point-in-time again. Nothing here runs on the serving thread but the bookkeeping.
+import { statfs } from 'node:fs/promises';
+import type { Journal } from '../journal/journal.js';
+import type { ShipperClient } from '../shipper/client.js';
+import type { EpochScheduler } from '../epoch/scheduler.js';
+import type { VolumePlan } from './dirty-set.js';
+import { RESERVE_BYTES, type BackupMode, type ModeStatus } from './backup-mode.js';
+import { nowNs } from '../util/clock.js';
+
+/** The last round (mutations held) copies at most about this much, unless pre-copy cannot get there. */
+const FINAL_MAX_CHUNKS = 16;
+const FINAL_MAX_PATHS = 2000;
+const MAX_PRECOPY_ROUNDS = 8;
+const RETRY_MS = 5000;
+const PROBE_MS = 2000;
+
+export interface ResyncDeps {
+  journal: Journal;
+  shipper: ShipperClient;
+  scheduler: EpochScheduler;
+  mode: BackupMode;
+  stateDir: string;
+  /** holds every mutating operation of the group until the returned function is called */
+  hold: () => () => void;
+  log: (m: string) => void;
+}
+
+function size(plans: VolumePlan[]): { paths: number; chunks: number; full: boolean } {
+  let paths = 0;
+  let chunks = 0;
+  for (const p of plans) {
+    paths += p.paths.length;
+    for (const [, m] of p.paths) chunks += m.chunks ? m.chunks.length : 1;
+  }
+  return { paths, chunks, full: plans.some((p) => p.full) };
+}
+
+export class Resyncer {
+  private running = false;
+  private notBefore = 0;
+
+  constructor(private readonly d: ResyncDeps) {}
+
+  /** Called every second: starts a resync when the group is degraded and it can succeed. */
+  async tick(): Promise<void> {
+    const { mode } = this.d;
+    if (mode.state !== 'degraded' || this.running || Date.now() < this.notBefore) return;
+    if (mode.journalBroken) return void (mode.waiting = 'a remount (the journal could not be synced)');
+    this.running = true;
+    try {
+      const blocker = await this.blocker();
+      mode.waiting = blocker;
+      if (blocker) this.notBefore = Date.now() + PROBE_MS; // each failed probe is a logged shipping error
+      else await this.run();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Why a resync cannot start now, or null. */
+  private async blocker(): Promise<string | null> {
+    try {
+      await this.d.shipper.probe();
+    } catch (err) {
+      return `the store (${(err as Error).message})`;
+    }
+    try {
+      const fs = await statfs(this.d.stateDir);
+      if (fs.bavail * fs.bsize < 4 * RESERVE_BYTES) return `space on the state fs (${fs.bavail * fs.bsize} bytes free)`;
+    } catch (err) {
+      return `the state dir (${(err as Error).message})`;
+    }
+    return null;
+  }
+
+  private async run(): Promise<void> {
+    const { mode, shipper, journal, log } = this.d;
+    mode.state = 'resyncing';
+    const owed: VolumePlan[] = [];
+    const t0 = Date.now();
+    let rounds = 0;
+    let paths = 0;
+    let bytes = 0;
+    try {
+      let tolerant = mode.anyFull;
+      for (;;) {
+        const plans = mode.takePlans();
+        owed.push(...plans);
+        const s = size(plans);
+        rounds++;
+        if (rounds > 1 && ((!s.full && s.chunks <= FINAL_MAX_CHUNKS && s.paths <= FINAL_MAX_PATHS) || rounds > MAX_PRECOPY_ROUNDS)) {
+          const seq = await this.finalRound(plans, tolerant, owed, (last) => {
+            const done = { at: new Date().toISOString(), rounds, paths: paths + last.paths, bytes: bytes + last.bytes };
+            log(`resync done in ${rounds} rounds (${Date.now() - t0} ms, ${done.paths} paths, ${done.bytes} bytes copied; mutations held ${last.pauseMs.toFixed(1)} ms): journaling from record ${last.seq}`);
+            return { ...done, seq: last.seq, pauseMs: last.pauseMs };
+          });
+          this.shipResyncEpoch(seq);
+          return;
+        }
+        const stats = await shipper.resync(journal.lastSeq, plans, tolerant);
+        tolerant = tolerant || mode.anyFull;
+        paths += stats.paths;
+        bytes += stats.bytes;
+      }
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      mode.giveBack(owed, e.code === 'ERESYNC');
+      this.notBefore = Date.now() + RETRY_MS;
+      log(`resync failed, retrying in ${RETRY_MS / 1000} s: ${e.message}`);
+    }
+  }
+
+  /** Mutations held: a barrier, the rest copied at it, journaling again before the first of them runs. */
+  private async finalRound(
+    plans: VolumePlan[], tolerant: boolean, owed: VolumePlan[],
+    summary: (last: { seq: number; paths: number; bytes: number; pauseMs: number }) => NonNullable<ModeStatus['lastResync']>,
+  ): Promise<number> {
+    const { mode, shipper, journal } = this.d;
+    const release = this.d.hold();
+    const t0 = process.hrtime.bigint();
+    try {
+      // What changed since `plans` was taken, up to the hold, is owed too.
+      const rest = mode.takePlans();
+      owed.push(...rest);
+      const seq = journal.append({ op: 'barrier', t: nowNs() });
+      const stats = await shipper.resync(seq, [...plans, ...rest], tolerant);
+      mode.resumed(seq, summary({ seq, ...stats, pauseMs: Number(process.hrtime.bigint() - t0) / 1e6 }));
+      return seq;
+    } finally {
+      release();
+    }
+  }
+
+  /** The first point-in-time epoch after the resync; once stored, the degraded flag goes. */
+  private shipResyncEpoch(seq: number): void {
+    this.d.scheduler.shipBarrier(seq).catch((err) => this.d.log(`epoch after the resync failed (retried with the next epoch): ${err.message}`));
+  }
+}
