@@ -156,11 +156,28 @@ export interface ScannedRecord {
 }
 
 /**
+ * Is everything from `from` to the end of the file zero? After a power loss the file's size can be
+ * on the disk without its last data: ext4 writes appended data into unwritten extents and marks them
+ * written only after the write completed, so what did not reach the disk reads as zeros, also after
+ * a torn record's end.
+ */
+function onlyZerosFrom(fd: number, from: number, size: number): boolean {
+  const chunk = Buffer.alloc(Math.min(1 << 20, Math.max(0, size - from)));
+  for (let at = from; at < size; at += chunk.length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - at), at);
+    if (n === 0) return true; // shrank meanwhile
+    if (chunk.subarray(0, n).some((b) => b !== 0)) return false;
+  }
+  return true;
+}
+
+/**
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
- * torn tail (a last frame that runs past the end of the file or fails its checksum); `end` is the
- * offset just after the last valid record. A bad frame followed by more data is corruption and
- * throws, and so is a frame that passes its checksum but not decodeRecord's checks, and a record whose seq does not follow on from the one before it (or from the
- * header's first seq); with `strict`, so does a torn tail.
+ * torn tail (a last frame that runs past the end of the file, or fails its checksum with nothing but
+ * zeros after it); `end` is the offset just after the last valid record. A bad frame followed by
+ * any other data is corruption and throws, and so is a frame that passes its checksum but not
+ * decodeRecord's checks, and a record whose seq does not follow on from the one before it (or from
+ * the header's first seq); with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
   const { fd, size, firstSeq } = openSegment(path);
@@ -185,10 +202,9 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
       try {
         record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
       } catch (err) {
-        // A torn write can only be the last frame, and fails its checksum; a bad frame with data
-        // after it, or one that passes its checksum, is damage.
-        const last = offset + FRAME_HEADER + length === size;
-        if (opts.strict || !last || !(err instanceof ChecksumError)) throw err;
+        // A torn write can only be the last frame (zeros may follow it), and fails its checksum; a bad
+        // frame with data after it, or one that passes its checksum, is damage.
+        if (opts.strict || !(err instanceof ChecksumError) || !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
         break;
       }
       // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.

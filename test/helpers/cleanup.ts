@@ -51,6 +51,24 @@ export function unmountAll(root = TEST_ROOT): void {
   }
 }
 
+/** Detaches every loop device whose backing file is under the test root (a power-loss disk of a killed run). */
+export function detachLoops(root = TEST_ROOT): void {
+  let devices: { name: string; 'back-file': string | null }[];
+  try {
+    const out = execFileSync('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE'], { encoding: 'utf8' });
+    devices = out.trim() ? (JSON.parse(out) as { loopdevices: typeof devices }).loopdevices : [];
+  } catch {
+    return; // no loop support here
+  }
+  for (const d of devices.filter((x) => x['back-file']?.startsWith(`${root}/`))) {
+    try {
+      execFileSync('losetup', ['-d', d.name], { stdio: 'ignore' }); // a busy one goes at its last close
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 /**
  * SIGKILLs, by pid, every process whose command line names `path` (a test's own temp dir): the
  * daemon of a mount that should have been refused, should it have started anyway.

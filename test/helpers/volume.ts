@@ -21,12 +21,13 @@ export interface TestVolume {
   replay(toSeq?: number): Promise<string>;
 }
 
-export function makeVolume(prefix: string, init?: (backing: string) => void): TestVolume {
+/** `where`: a backing dir and state dir elsewhere than in the volume's temp dir (a power-loss disk). */
+export function makeVolume(prefix: string, init?: (backing: string) => void, where: { backing?: string; state?: string } = {}): TestVolume {
   const dir = tempDir(prefix);
-  const backing = join(dir, 'backing');
+  const backing = where.backing ?? join(dir, 'backing');
   const base = join(dir, 'base');
   const mnt = join(dir, 'mnt');
-  const state = join(dir, 'state');
+  const state = where.state ?? join(dir, 'state');
   for (const d of [backing, mnt]) mkdirSync(d);
   init?.(backing);
   execFileSync('cp', ['-a', backing, base]);
@@ -44,6 +45,7 @@ export function makeVolume(prefix: string, init?: (backing: string) => void): Te
     },
     kill() {
       const pid = vol.daemonPid();
+      if (!(pid > 0)) throw new Error(`no daemon pid in ${join(state, 'daemon.pid')}`); // kill(0) would kill our own process group
       process.kill(pid, 'SIGKILL');
       // wait until it is gone, as an operator would see it (the kernel then aborts the connection)
       for (;;) {

@@ -115,6 +115,23 @@ describe('journal', () => {
     await again.journal.close(true);
   });
 
+  it('cuts a torn last record followed by zeros (a power loss: the size reached the disk, the data did not)', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    journal.append(samples[0]);
+    journal.append(samples[2]);
+    const seg = segmentPath(journalDir(state), 0);
+    const kept = statSync(seg).size;
+    // record 3 and 4 were written, their pages lost: ext4's unwritten extents read as zeros
+    const lost = Buffer.concat([...encodeRecord(3, { ...samples[0], data: Buffer.alloc(20_000, 7) }), ...encodeRecord(4, samples[2])]);
+    lost.fill(0, 4096 - (kept % 4096));
+    appendFileSync(seg, lost);
+    await (journal as unknown as { db: { close(): Promise<void> } }).db.close();
+    const again = await Journal.open(state);
+    expect([again.unclean, again.lastRecord?.seq, again.journal.lastSeq, statSync(seg).size]).toEqual([true, 2, 2, kept]);
+    await again.journal.close(true);
+  });
+
   it('makes records durable in group commits', async () => {
     const state = tempDir('journal');
     const { journal } = await Journal.open(state);
