@@ -16,8 +16,8 @@ import { EpochfsError, JournalCorruptError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/env.js';
 import { prng } from '../helpers/workload.js';
 
-const RECORD_CASES = 4000;
-const SEGMENT_CASES = 1000;
+const RECORD_CASES = 3000;
+const SEGMENT_CASES = 800;
 const OPEN_CASES = 150;
 const BODY_FIXED = 13; // u64 seq, u8 opcode, u32 meta length
 
