@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { UsageError } from '../util/errors.js';
+import { isName, NAME_RULE } from '../util/shape.js';
 
 export function parseNonNegative(name: string) {
   return (value: string): number => {
@@ -52,11 +53,9 @@ export function parseSize(name: string) {
   };
 }
 
-const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 export function parseGroupName(name: string) {
   return (value: string): string => {
-    if (!GROUP_NAME.test(value)) throw new UsageError(`${name} must be 1-64 letters, digits, '.', '_' or '-', got '${value}'`);
+    if (!isName(value)) throw new UsageError(`${name} must be ${NAME_RULE}, got '${value}'`);
     return value;
   };
 }

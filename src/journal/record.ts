@@ -5,6 +5,7 @@
 // the operation changes to exactly `t`, and so does replay, so times replay exactly.
 import { crc32 } from 'node:zlib';
 import { JournalCorruptError } from '../util/errors.js';
+import { isAbsolutePath, isName, isPlain, isText, isUint, type Plain } from '../util/shape.js';
 import type { TimeSpec } from '../native/sys.js';
 
 interface Base {
@@ -94,19 +95,107 @@ export function frameLength(parts: Buffer[]): number {
   return n;
 }
 
-/** Decodes one record body (the bytes after the frame header), checking its crc. */
+// What the meta of each op holds (docs/ARCHITECTURE.md, "Journal format"): every field is checked
+// when a record is read back, so a damaged record that passes its CRC (or a journal written by
+// something else) is EJOURNALCORRUPT here, never a TypeError in replay, the shipper or recovery.
+export type Field = 'path' | 'host' | 'text' | 'u32' | 'uint' | 'time' | 'vol';
+export const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } } = {
+  write: { path: 'path', offset: 'uint' },
+  truncate: { path: 'path', size: 'uint' },
+  create: { path: 'path', mode: 'u32', uid: 'u32', gid: 'u32' },
+  mknod: { path: 'path', mode: 'u32', rdev: 'uint', uid: 'u32', gid: 'u32' },
+  mkdir: { path: 'path', mode: 'u32', uid: 'u32', gid: 'u32' },
+  symlink: { path: 'path', target: 'text', uid: 'u32', gid: 'u32' },
+  link: { path: 'path', dest: 'path' },
+  unlink: { path: 'path' },
+  rmdir: { path: 'path' },
+  rename: { path: 'path', dest: 'path' },
+  chmod: { path: 'path', mode: 'u32' },
+  chown: { path: 'path', uid: 'u32', gid: 'u32' },
+  utimens: { path: 'path', atime: 'time', mtime: 'time' },
+  setxattr: { path: 'path', name: 'text', flags: 'u32' },
+  removexattr: { path: 'path', name: 'text' },
+  mount: { vol: 'vol', backing: 'host', mountpoint: 'host', generation: 'uint' },
+  unclean: { generation: 'uint' },
+  barrier: {},
+  umount: { vol: 'vol' },
+  remove: { vol: 'vol' },
+};
+
+const UTIME_OMIT_NSEC = 1073741822; // the kernel's UTIME_OMIT, kept in the record (UTIME_NOW never is)
+
+/** A path below a volume's root as FUSE passes it: `/`, or `/`-separated names, none `.` or `..`. */
+function isVolumePath(v: unknown): boolean {
+  return isText(v) && (v === '/' || /^(?:\/(?!\.\.?(?:\/|$))[^/\0]+)+$/.test(v));
+}
+
+function isTimeSpec(v: unknown): boolean {
+  if (!isPlain(v) || !Number.isInteger(v.sec)) return false;
+  return (isUint(v.nsec) && v.nsec < 1e9) || v.nsec === UTIME_OMIT_NSEC;
+}
+
+const HOLDS: { readonly [f in Field]: (v: unknown) => boolean } = {
+  path: isVolumePath,
+  host: isAbsolutePath,
+  text: isText,
+  u32: (v) => isUint(v, 0xffffffff),
+  uint: (v) => isUint(v),
+  time: isTimeSpec,
+  vol: isName,
+};
+
+/** Why the meta JSON does not hold the fields of `op`, or undefined when it does. */
+function badField(op: Op, meta: Plain): string | undefined {
+  if (typeof meta.t !== 'string' || !/^[0-9]{1,20}$/.test(meta.t)) return 'missing or bad t';
+  if (meta.vol !== undefined && !isName(meta.vol)) return 'bad vol';
+  for (const [name, field] of Object.entries(FIELDS[op])) {
+    if (!Object.hasOwn(meta, name) || !HOLDS[field](meta[name])) return `${op} with a missing or bad ${name}`;
+  }
+  return undefined;
+}
+
+/** The record's fields, in the meta's order (as `journal dump` shows them); other keys are dropped. */
+function fieldsOf(op: Op, meta: Plain): Plain {
+  const fields: Plain = {};
+  for (const key of Object.keys(meta)) {
+    if (key === 't') fields.t = BigInt(meta.t as string);
+    else if (key === 'vol' || Object.hasOwn(FIELDS[op], key)) fields[key] = meta[key];
+  }
+  return fields;
+}
+
+/**
+ * A frame whose body fails its checksum: as the last frame of a segment, a torn write. Any other
+ * error from decodeRecord is about a frame that was written whole, so it is damage wherever it is.
+ */
+export class ChecksumError extends JournalCorruptError {}
+
+/** Decodes one record body (the bytes after the frame header), checking its crc and every field. */
 export function decodeRecord(body: Buffer, crc: number, where: string): Record {
-  if (crc32(body) !== crc) throw new JournalCorruptError(`journal record at ${where}: checksum mismatch`);
+  const corrupt = (why: string) => new JournalCorruptError(`journal record at ${where}: ${why}`);
+  if (crc32(body) !== crc) throw new ChecksumError(`journal record at ${where}: checksum mismatch`);
+  if (body.length < BODY_FIXED) throw corrupt(`body of ${body.length} bytes is shorter than its fixed part`);
   const seq = Number(body.readBigUInt64LE(0));
+  if (!isUint(seq, Number.MAX_SAFE_INTEGER) || seq === 0) throw corrupt(`bad sequence number ${body.readBigUInt64LE(0)}`);
   const op = OPCODES[body.readUInt8(8)];
-  if (op === undefined) throw new JournalCorruptError(`journal record at ${where}: unknown opcode ${body.readUInt8(8)}`);
+  if (op === undefined) throw corrupt(`unknown opcode ${body.readUInt8(8)}`);
   const metaLength = body.readUInt32LE(9);
-  const meta = JSON.parse(body.subarray(BODY_FIXED, BODY_FIXED + metaLength).toString());
+  if (metaLength > body.length - BODY_FIXED) throw corrupt(`meta of ${metaLength} bytes runs past the body`);
+  let meta: unknown;
+  try {
+    meta = JSON.parse(body.subarray(BODY_FIXED, BODY_FIXED + metaLength).toString());
+  } catch {
+    throw corrupt('meta is not JSON');
+  }
+  if (!isPlain(meta)) throw corrupt('meta is not a JSON object');
+  const bad = badField(op, meta);
+  if (bad) throw corrupt(bad);
   const payload = body.subarray(BODY_FIXED + metaLength);
-  const rec = { ...meta, seq, op, t: BigInt(meta.t) };
+  const rec: Plain = { ...fieldsOf(op, meta), seq, op };
   if (op === 'write') rec.data = payload;
-  if (op === 'setxattr') rec.value = payload;
-  return rec as Record;
+  else if (op === 'setxattr') rec.value = payload;
+  else if (payload.length > 0) throw corrupt(`${op} with a payload`);
+  return rec as unknown as Record;
 }
 
 /** A record as plain JSON for `journal dump --json`: payloads become their length (and hex if small). */

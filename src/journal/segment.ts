@@ -4,7 +4,7 @@
 import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
-import { FRAME_HEADER, decodeRecord, type Record } from './record.js';
+import { ChecksumError, FRAME_HEADER, decodeRecord, type Record } from './record.js';
 
 export const SEGMENT_MAGIC = 'EPOCHJNL';
 export const SEGMENT_VERSION = 1;
@@ -37,7 +37,10 @@ function checkHeader(h: Buffer, path: string): { segNo: number; firstSeq: number
   }
   const version = h.readUInt32LE(8);
   if (version !== SEGMENT_VERSION) throw new JournalCorruptError(`${path}: segment format v${version}, this epochfs reads v${SEGMENT_VERSION}`);
-  return { segNo: h.readUInt32LE(12), firstSeq: Number(h.readBigUInt64LE(16)) };
+  // an empty segment's first seq is where the journal goes on: it must be one a record can have
+  const firstSeq = Number(h.readBigUInt64LE(16));
+  if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new JournalCorruptError(`${path}: bad first sequence number ${h.readBigUInt64LE(16)}`);
+  return { segNo: h.readUInt32LE(12), firstSeq };
 }
 
 /** The open segment that records are appended to, at an explicit offset (pwritev). */
@@ -101,8 +104,8 @@ function openSegment(path: string): { fd: number; size: number; firstSeq: number
   const fd = openSync(path, 'r');
   try {
     const h = Buffer.alloc(SEGMENT_HEADER);
-    readSync(fd, h, 0, SEGMENT_HEADER, 0);
-    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h, path).firstSeq };
+    const n = readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    return { fd, size: fstatSync(fd).size, firstSeq: checkHeader(h.subarray(0, n), path).firstSeq };
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -113,6 +116,7 @@ function openSegment(path: string): { fd: number; size: number; firstSeq: number
  * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
  * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
  * file (or at an end marker) and the last one passes its checksum; `lastSeq` is that frame's seq.
+ * A last frame that passes its checksum but not decodeRecord's checks is damage: it throws.
  */
 export function segmentTail(path: string): { firstSeq: number; lastSeq?: number; clean: boolean } {
   const { fd, size, firstSeq } = openSegment(path);
@@ -137,7 +141,7 @@ export function segmentTail(path: string): { firstSeq: number; lastSeq?: number;
     try {
       return { firstSeq, lastSeq: decodeRecord(body, frame.readUInt32LE(4), `${path}@${last}`).seq, clean };
     } catch (err) {
-      if (!(err instanceof JournalCorruptError)) throw err;
+      if (!(err instanceof ChecksumError)) throw err; // a whole frame that is wrong is damage, not a torn tail
       return { firstSeq, clean: false };
     }
   } finally {
@@ -171,12 +175,16 @@ function onlyZerosFrom(fd: number, from: number, size: number): boolean {
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
  * torn tail (a last frame that runs past the end of the file, or fails its checksum with nothing but
  * zeros after it); `end` is the offset just after the last valid record. A bad frame followed by
- * any other data is corruption and throws; with `strict`, so does a torn tail.
+ * any other data is corruption and throws, and so is a frame that passes its checksum but not
+ * decodeRecord's checks, and a record whose seq does not follow on from the one before it (or from
+ * the header's first seq); with `strict`, so does a torn tail.
  */
 export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
   const { fd, size, firstSeq } = openSegment(path);
   try {
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
+    // Records follow on from the header's first seq (a reader resuming mid-segment knows its own).
+    let expected = offset === SEGMENT_HEADER ? firstSeq : undefined;
     const frame = Buffer.alloc(FRAME_HEADER);
     let body = Buffer.alloc(1 << 20);
     for (;;) {
@@ -194,10 +202,16 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
       try {
         record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
       } catch (err) {
-        // A torn write can only be the last frame (zeros may follow it); a bad frame with data after it is damage.
-        if (opts.strict || !(err instanceof JournalCorruptError) || !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
+        // A torn write can only be the last frame (zeros may follow it), and fails its checksum; a bad
+        // frame with data after it, or one that passes its checksum, is damage.
+        if (opts.strict || !(err instanceof ChecksumError) || !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
         break;
       }
+      // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.
+      if (expected !== undefined && record.seq !== expected) {
+        throw new JournalCorruptError(`${path}@${offset}: record ${record.seq} where record ${expected} belongs`);
+      }
+      expected = record.seq + 1;
       yield { record, offset, length: FRAME_HEADER + length };
       offset += FRAME_HEADER + length;
     }

@@ -26,7 +26,7 @@ const samples: NewRecord[] = [
   { op: 'utimens', t, path: '/c', atime: { sec: 1, nsec: 2 }, mtime: { sec: -5, nsec: 999_999_999 } },
   { op: 'setxattr', t, path: '/c', name: 'user.k', flags: 1, value: Buffer.from([0, 1, 2]) },
   { op: 'removexattr', t, path: '/c', name: 'user.k' },
-  { op: 'mount', t, backing: '/b', mountpoint: '/m', generation: 3 },
+  { op: 'mount', t, vol: 'v', backing: '/b', mountpoint: '/m', generation: 3 },
   { op: 'unclean', t, generation: 4 },
 ];
 

@@ -19,7 +19,7 @@ describe('epochfs-inspect journal', () => {
     const state = tempDir('inspect');
     const { journal } = await Journal.open(state);
     const t = 1n;
-    journal.append({ op: 'mount', t, backing: '/b', mountpoint: '/m', generation: 1 });
+    journal.append({ op: 'mount', t, vol: 'v', backing: '/b', mountpoint: '/m', generation: 1 });
     journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(1000) });
     journal.append({ op: 'write', t, path: '/f', offset: 1000, data: Buffer.alloc(24) });
     journal.append({ op: 'unclean', t, generation: 2 });
