@@ -203,7 +203,11 @@ describe('degraded mode', () => {
       await fh.sync(); // the third journal sync fails: this must still succeed
       await fh.close();
     }
-    const s = await status(group);
+    // `waiting` is filled in by the resync's next tick (once a second)
+    const s = await until('the resync to say what it waits for', 10_000, async () => {
+      const st = await status(group);
+      return st.mode.waiting ? st : undefined;
+    });
     expect(s.mode.state).toBe('degraded');
     expect(s.mode.reason).toMatch(/could not be synced.*remount/);
     expect(s.mode.waiting).toMatch(/remount/);
