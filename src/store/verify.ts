@@ -37,6 +37,12 @@ export function describeDamage(d: Damage): string {
   return `${d.kind}/${d.name}: ${d.reason}`;
 }
 
+async function names(repo: Repository, kind: 'epochs' | 'index'): Promise<string[]> {
+  const out: string[] = [];
+  for await (const name of repo.backend.list(kind)) out.push(name);
+  return out;
+}
+
 async function checkPacks(repo: Repository, report: VerifyReport): Promise<Map<string, PackedBlob[]>> {
   const packs = new Map<string, PackedBlob[]>();
   for await (const name of repo.backend.list('packs')) {
@@ -57,8 +63,8 @@ async function checkPacks(repo: Repository, report: VerifyReport): Promise<Map<s
   return packs;
 }
 
-async function checkIndexes(repo: Repository, packs: Map<string, PackedBlob[]>, report: VerifyReport): Promise<BlobStore | undefined> {
-  for await (const name of repo.backend.list('index')) {
+async function checkIndexes(repo: Repository, names: string[], packs: Map<string, PackedBlob[]>, report: VerifyReport): Promise<BlobStore | undefined> {
+  for (const name of names) {
     report.indexes++;
     try {
       const idx = parseIndex(repo, await repo.getObject('index', name), name);
@@ -83,9 +89,9 @@ async function checkIndexes(repo: Repository, packs: Map<string, PackedBlob[]>, 
 }
 
 /** Every epoch record that opens (each damaged one is reported), of `group` if given. */
-async function checkEpochRecords(repo: Repository, group: string | null, report: VerifyReport): Promise<Epoch[]> {
+async function checkEpochRecords(repo: Repository, ids: string[], group: string | null, report: VerifyReport): Promise<Epoch[]> {
   const out: Epoch[] = [];
-  for await (const id of repo.backend.list('epochs')) {
+  for (const id of ids) {
     try {
       const epoch = await readEpoch(repo, id);
       if (group === null || epoch.group === group) out.push(epoch);
@@ -127,9 +133,13 @@ async function checkReferences(blobs: BlobStore, epochs: Epoch[], report: Verify
 export async function verifyStore(repo: Repository, group: string | null = null): Promise<VerifyReport> {
   const report: VerifyReport = { group, packs: 0, blobs: 0, indexes: 0, epochs: 0, damage: [] };
   for (const name of await repo.damagedKeys()) report.damage.push({ kind: 'keys', name, reason: 'is damaged (its content does not match its name)' });
+  // A shipper may be storing an epoch meanwhile: packs, then index, then the epoch record. Listing
+  // in the reverse order sees everything that what it lists refers to.
+  const epochIds = await names(repo, 'epochs');
+  const indexNames = await names(repo, 'index');
   const packs = await checkPacks(repo, report);
-  const blobs = await checkIndexes(repo, packs, report);
-  const epochs = await checkEpochRecords(repo, group, report);
+  const blobs = await checkIndexes(repo, indexNames, packs, report);
+  const epochs = await checkEpochRecords(repo, epochIds, group, report);
   if (group !== null && epochs.length === 0) throw new EpochfsError('ENOEPOCH', `the store at ${repo.backend.location} has no epochs of group ${group}`);
   if (blobs) await checkReferences(blobs, epochs, report);
   return report;
