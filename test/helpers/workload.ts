@@ -1,4 +1,6 @@
 // A random, seeded, concurrent workload of every kind of mutating operation, run through a mount.
+// Absolute symlink targets lead nowhere: ops that follow symlinks (open, chmod, truncate, utimes)
+// would otherwise change files of the host.
 // Errors (ENOENT, EEXIST, ENOTEMPTY, ...) are expected from racing workers and are counted, not thrown.
 import { promises as fsp, constants as C } from 'node:fs';
 import { join } from 'node:path';
@@ -83,7 +85,7 @@ async function worker(root: string, rnd: () => number, count: number, opts: Work
     renameDir: () => fsp.rename(dir(), dir()),
     unlink: () => fsp.unlink(file()),
     link: () => fsp.link(file(), file()),
-    symlink: () => fsp.symlink(pick(['../f1', 'f2', '/etc/hostname', 'a/x/f3', 'nowhere']), file()),
+    symlink: () => fsp.symlink(pick(['../f1', 'f2', '/nonexistent/epochfs-workload', 'a/x/f3', 'nowhere']), file()),
     mkdir: () => fsp.mkdir(dir(), pick([0o755, 0o700, 0o2775])),
     rmdir: () => fsp.rmdir(dir()),
     chmod: () => fsp.chmod(anyPath(), pick([0o600, 0o644, 0o755, 0o4755, 0o2750, 0o1777])),
