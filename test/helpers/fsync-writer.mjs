@@ -1,11 +1,12 @@
 // Crash-test workload, run as its own process: writes unique files, fsyncs each and only then
 // prints "<name> <sha256>" (so every printed file was acknowledged durable), while a second loop
-// makes unsynced changes. Runs until the mount fails under it.
+// makes unsynced changes. Runs until the mount fails under it. Synced files are up to 300,000 bytes
+// (or the third argument).
 import { createHash } from 'node:crypto';
 import { promises as fsp, constants as C } from 'node:fs';
 import { join } from 'node:path';
 
-const [root, tag] = process.argv.slice(2);
+const [root, tag, maxBytes = '300000'] = process.argv.slice(2);
 await fsp.mkdir(join(root, 'synced'), { recursive: true });
 await fsp.mkdir(join(root, 'scratch'), { recursive: true });
 let stop = false;
@@ -13,7 +14,7 @@ let stop = false;
 async function synced() {
   for (let i = 0; !stop; i++) {
     const name = `synced/${tag}-${i}`;
-    const data = Buffer.alloc(1 + Math.floor(Math.random() * 300_000), i & 255);
+    const data = Buffer.alloc(1 + Math.floor(Math.random() * Number(maxBytes)), i & 255);
     const fh = await fsp.open(join(root, name), C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
     await fh.write(data);
     await fh.sync();

@@ -22,6 +22,8 @@ export interface WorkloadOptions {
   workers?: number;
   /** uids/gids chown may pick */
   owners?: number[];
+  /** checked before each operation: true ends the workload early (a test that killed the mount) */
+  stop?: () => boolean;
 }
 
 export interface WorkloadStats {
@@ -110,7 +112,7 @@ async function worker(root: string, rnd: () => number, count: number, opts: Work
     ['chmod', 3], ['chown', 3], ['utimes', 3], ['lutimes', 1], ['setxattr', 3], ['removexattr', 2], ['mkfifo', 1], ['fsyncFile', 1],
   ];
   const total = weights.reduce((n, [, w]) => n + w, 0);
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count && !opts.stop?.(); i++) {
     let r = rnd() * total;
     const name = weights.find(([, w]) => (r -= w) < 0)![0];
     stats.ops++;
