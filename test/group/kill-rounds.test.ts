@@ -262,3 +262,37 @@ describe('kill -9 of a shipping group daemon', () => {
     say(`${epochs.length} epochs verified and restored, in ${((Date.now() - t0) / 1000).toFixed(1)} s in all`);
   }, 400_000);
 });
+
+describe('a shipper interrupted after a volume\'s base was used', () => {
+  // The state a kill (or a dead worker) leaves when it interrupts the first epoch after volumes
+  // re-joined: shipper/state.json still at the epoch before, shadow.busy present, and the staged
+  // bases of the re-joins already moved into the shadows (and so gone). Built here exactly: the
+  // state.json of epoch E is put back, with shadow.busy, after the re-joins' epoch was stored.
+  it('keeps the volume in every epoch, at its exact state, instead of leaving it out', async () => {
+    g = await makeGroup('kill-base', 2, env);
+    const group = g;
+    const [v0, v1] = group.vols;
+    const mountBoth = async () => {
+      for (const v of group.vols) await mountInGroup(group, GROUP, v, env);
+    };
+    await mountBoth();
+    for (const v of group.vols) writeFileSync(join(v.mnt, 'f'), `${v.name} before E\n`);
+    await epochfsOk(['checkpoint', '--group', GROUP], { env }); // E
+    const stateFile = join(group.state, 'shipper', 'state.json');
+    const atE = readFileSync(stateFile);
+    await killDaemon(group);
+    await mountBoth(); // the re-joins: each base is staged, then used by the next epoch
+    await epochfsOk(['checkpoint', '--group', GROUP], { env });
+    await killDaemon(group);
+    writeFileSync(stateFile, atE);
+    writeFileSync(join(group.state, 'shipper', 'shadow.busy'), '');
+    await mountInGroup(group, GROUP, v0, env); // vol1 stays away: its epochs carry what the journal says
+    const cp = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { epoch: string; volumes: string[] };
+    expect(cp.volumes).toEqual(['vol0', 'vol1']);
+    const out = join(group.dir, 'restored');
+    await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch, '--to', out], { env });
+    for (const v of group.vols) expect([v.name, diffTrees(snapshot(v.backing), snapshot(join(out, v.name)))]).toEqual([v.name, []]);
+    await mountInGroup(group, GROUP, v1, env);
+    for (const v of [v1, v0]) await umountInGroup(v, env);
+  });
+});
