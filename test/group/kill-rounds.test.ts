@@ -202,7 +202,7 @@ describe('kill -9 of a shipping group daemon', () => {
         writer.resume();
       }
       const w = writer;
-      await until('the first fsync of the round', () => w.acknowledged.length > 0);
+      await until('the first fsync of the round', () => w.acknowledged.length > 0, 30_000);
       const load = batch(SEED + round * 10 + 9, 100_000).catch(() => undefined); // runs until the kill fails it
       await new Promise((r) => setTimeout(r, killAfterMs));
       if (checkpointFirst) await epochfs(['checkpoint', '--group', GROUP, '--no-wait'], { env });
