@@ -2,11 +2,13 @@
 // epoch every 200 ms, at seeded random moments, under a mixed workload on two volumes (creates,
 // appends, overwrites, truncates, renames, links, unlinks, xattrs, fsyncs: test/helpers/workload.ts)
 // and an fsync writer (test/helpers/fsync-writer.mjs, which prints name + sha256 after each fsync).
-// After every restart each acknowledged fsync is there with its content. A few times per round the
+// After every restart each acknowledged fsync is there with its content. Up to twice per round the
 // writers are quiesced (the workload batch ends, the fsync writer is SIGSTOPped until every thread
-// is stopped), a checkpoint is taken and the live trees are snapshotted: at the end that epoch must
-// restore to exactly those trees. Every epoch in the store verifies and restores, and every epoch
-// holds both volumes. The seed (EPOCHFS_KILL_SEED to replay one) and each round's plan are printed.
+// is stopped, libfuse's hidden files are gone), a checkpoint is taken and the live trees are
+// snapshotted: at the end that epoch must restore to exactly those trees. Every epoch in the store
+// verifies and restores (restoreTree, what `epochfs restore` runs; `latest` through the CLI), and
+// every epoch holds both volumes. The seed (EPOCHFS_KILL_SEED replays a schedule; timing still
+// varies) and each round's plan are printed.
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -187,7 +189,7 @@ describe('kill -9 of a shipping group daemon', () => {
       await mountBoth(); // after round 0: recovers the stale mount points and the journal
       const mountMs = Date.now() - r0;
       expectAcknowledged(round);
-      const exact = int(3); // exact checks before the kill (0: the kill comes right after mounting)
+      const exact = int(3); // exact checks before the kill (0: the kill comes soon after mounting)
       const killAfterMs = 20 + int(700);
       const checkpointFirst = rnd() < 0.3; // a checkpoint just before the kill: it lands mid-epoch
       const plan = `${exact} exact checks, then kill -9 ${killAfterMs} ms into a batch${checkpointFirst ? ', just after a checkpoint' : ''}`;
