@@ -267,9 +267,10 @@ describe('kill -9 of a shipping group daemon', () => {
 
 describe('a shipper interrupted after a volume\'s base was used', () => {
   // The state a kill (or a dead worker) leaves when it interrupts the first epoch after volumes
-  // re-joined: shipper/state.json still at the epoch before, shadow.busy present, and the staged
-  // bases of the re-joins already moved into the shadows (and so gone). Built here exactly: the
-  // state.json of epoch E is put back, with shadow.busy, after the re-joins' epoch was stored.
+  // re-joined: shipper/state.json still at the epoch before (E), shadow.busy present, the staged
+  // bases of the re-joins moved into the shadows (so gone) and marked used. Built here exactly:
+  // after the re-joins' epoch was stored, E's state.json is put back, with shadow.busy and the
+  // used-marks of the mount markers after E.
   it('keeps the volume in every epoch, at its exact state, instead of leaving it out', async () => {
     g = await makeGroup('kill-base', 2, env);
     const group = g;
@@ -279,20 +280,26 @@ describe('a shipper interrupted after a volume\'s base was used', () => {
     };
     await mountBoth();
     for (const v of group.vols) writeFileSync(join(v.mnt, 'f'), `${v.name} before E\n`);
-    await epochfsOk(['checkpoint', '--group', GROUP], { env }); // E
-    const stateFile = join(group.state, 'shipper', 'state.json');
-    const atE = readFileSync(stateFile);
+    const e = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { seq: number };
+    const shipper = join(group.state, 'shipper');
+    const atE = readFileSync(join(shipper, 'state.json'));
     await killDaemon(group);
     await mountBoth(); // the re-joins: each base is staged, then used by the next epoch
     await epochfsOk(['checkpoint', '--group', GROUP], { env });
     await killDaemon(group);
-    writeFileSync(stateFile, atE);
-    writeFileSync(join(group.state, 'shipper', 'shadow.busy'), '');
-    await mountInGroup(group, GROUP, v0, env); // vol1 stays away: its epochs carry what the journal says
-    const cp = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { epoch: string; volumes: string[] };
+    writeFileSync(join(shipper, 'state.json'), atE);
+    writeFileSync(join(shipper, 'shadow.busy'), '');
+    const dump = (await epochfsOk(['journal', 'dump', '--state', group.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { seq: number; op: string; vol?: string });
+    for (const r of dump) if (r.op === 'mount' && r.seq > e.seq) writeFileSync(join(shipper, 'staged', `${r.vol}@${r.seq}.used`), '');
+    await mountInGroup(group, GROUP, v0, env); // vol1 stays away: its epochs carry its last state
+    let cp: { epoch?: string; volumes?: string[]; error?: { code: string } } = {};
+    for (const t0 = Date.now(); Date.now() - t0 < 60_000; await new Promise((r) => setTimeout(r, 500))) {
+      cp = JSON.parse((await epochfs(['checkpoint', '--group', GROUP, '--json'], { env })).stdout);
+      if (cp.error?.code !== 'EDEGRADED') break; // a resync first
+    }
     expect(cp.volumes).toEqual(['vol0', 'vol1']);
     const out = join(group.dir, 'restored');
-    await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch, '--to', out], { env });
+    await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch!, '--to', out], { env });
     for (const v of group.vols) expect([v.name, diffTrees(snapshot(v.backing), snapshot(join(out, v.name)))]).toEqual([v.name, []]);
     await mountInGroup(group, GROUP, v1, env);
     for (const v of [v1, v0]) await umountInGroup(v, env);
