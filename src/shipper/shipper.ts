@@ -245,13 +245,23 @@ export class Shipper {
   private attach(vol: string, seq: number): void {
     const staged = stagedShadowDir(this.opts.stateDir, vol, seq);
     const root = shadowDir(this.opts.stateDir, vol);
-    this.volumes.get(vol)?.replayer.close();
+    const shadow = this.volumes.get(vol);
+    if (!existsSync(staged) && shadow && !shadow.leaving) {
+      // An interrupted epoch (a kill, a dead worker) had moved this base into the shadow, which was
+      // then rebuilt from the last epoch. The volume never left since: its shadow, replayed without
+      // a gap up to this marker, is its state here (a killed daemon loses no record, and recovery
+      // redid the last one; a group degraded meanwhile resyncs it from the live volume anyway), so
+      // it stays in the group's epochs, also while it is not mounted, and a kill costs no resync.
+      return;
+    }
+    shadow?.replayer.close();
     this.volumes.delete(vol);
     rmSync(root, { recursive: true, force: true });
     if (!existsSync(staged)) {
       if (existsSync(`${staged}.used`)) {
         // Its base went into a shadow that was then rebuilt from an epoch without it (that epoch
-        // failed): only the live volume has it now.
+        // failed), and it had no shadow to go on from (its first join, or a join after it left):
+        // only the live volume has it now.
         throw new EpochfsError('ERESYNC', `volume ${vol} lost its base copy (joined at record ${seq}) with a failed epoch: a full resync is needed`);
       }
       // Its base is staged before its marker is written: this volume never served.
