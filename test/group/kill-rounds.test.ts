@@ -146,6 +146,22 @@ function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+interface Checkpoint {
+  epoch: string;
+  seq: number;
+  volumes: string[];
+}
+
+/** `checkpoint --group --json`, waiting out a resync (a degraded group takes no epochs: EDEGRADED). */
+async function checkpoint(): Promise<Checkpoint> {
+  for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 500))) {
+    const r = await epochfs(['checkpoint', '--group', GROUP, '--json'], { env });
+    const reply = JSON.parse(r.stdout) as Checkpoint & { error?: { code: string; message: string } };
+    if (!reply.error) return reply;
+    if (reply.error.code !== 'EDEGRADED' || Date.now() - t0 > 60_000) throw new Error(`checkpoint failed: ${reply.error.message}`);
+  }
+}
+
 interface ExactCheck {
   round: number;
   epoch: string;
@@ -199,7 +215,7 @@ describe('kill -9 of a shipping group daemon', () => {
         await batch(SEED + round * 10 + c, 100);
         await writer.pause();
         for (const v of group.vols) await until('hidden files to go', () => hiddenFiles(v.backing).length === 0);
-        const cp = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { epoch: string; seq: number };
+        const cp = await checkpoint();
         checks.push({ round, epoch: cp.epoch, seq: cp.seq, trees: Object.fromEntries(group.vols.map((v) => [v.name, snapshot(v.backing)])) });
         writer.resume();
       }
@@ -219,7 +235,7 @@ describe('kill -9 of a shipping group daemon', () => {
 
     await mountBoth();
     expectAcknowledged(ROUNDS);
-    const final = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { epoch: string; seq: number };
+    const final = await checkpoint();
     checks.push({ round: ROUNDS, epoch: final.epoch, seq: final.seq, trees: Object.fromEntries(group.vols.map((v) => [v.name, snapshot(v.backing)])) });
     for (const v of [v1, v0]) await umountInGroup(v, env);
     say(`${ROUNDS} kills, ${fsyncs} acknowledged fsyncs, ${ops} workload operations, ${checks.length} exact checks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -292,14 +308,10 @@ describe('a shipper interrupted after a volume\'s base was used', () => {
     const dump = (await epochfsOk(['journal', 'dump', '--state', group.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { seq: number; op: string; vol?: string });
     for (const r of dump) if (r.op === 'mount' && r.seq > e.seq) writeFileSync(join(shipper, 'staged', `${r.vol}@${r.seq}.used`), '');
     await mountInGroup(group, GROUP, v0, env); // vol1 stays away: its epochs carry its last state
-    let cp: { epoch?: string; volumes?: string[]; error?: { code: string } } = {};
-    for (const t0 = Date.now(); Date.now() - t0 < 60_000; await new Promise((r) => setTimeout(r, 500))) {
-      cp = JSON.parse((await epochfs(['checkpoint', '--group', GROUP, '--json'], { env })).stdout);
-      if (cp.error?.code !== 'EDEGRADED') break; // a resync first
-    }
+    const cp = await checkpoint();
     expect(cp.volumes).toEqual(['vol0', 'vol1']);
     const out = join(group.dir, 'restored');
-    await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch!, '--to', out], { env });
+    await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch, '--to', out], { env });
     for (const v of group.vols) expect([v.name, diffTrees(snapshot(v.backing), snapshot(join(out, v.name)))]).toEqual([v.name, []]);
     await mountInGroup(group, GROUP, v1, env);
     for (const v of [v1, v0]) await umountInGroup(v, env);
