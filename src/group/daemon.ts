@@ -2,7 +2,8 @@
 // the group, served by one process. The first `epochfs mount --group G` starts it; later mounts of
 // G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
 // "Consistency groups").
-import { fdatasync, mkdirSync, renameSync, statfsSync } from 'node:fs';
+import { fdatasync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
@@ -124,6 +125,7 @@ export class GroupDaemon {
       if (left !== undefined) distrust ??= `the previous daemon stopped while degraded (${left})`;
     }
     const d = (daemon = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal)));
+    if (unclean) GroupDaemon.removeUnfinishedBases(opts.stateDir);
     try {
       if (journal) d.mode = d.makeMode(journal, bufferMax, distrust);
       if (opts.store && journal) await d.startShipping(journal);
@@ -247,6 +249,18 @@ export class GroupDaemon {
    * nothing changes it meanwhile), then named after its mount marker in the same synchronous turn
    * as the marker's append: whenever the shipper reads the marker, the complete base is there.
    */
+  /** Base copies a killed daemon left half made (this daemon holds the state dir alone: the LevelDB lock). */
+  private static removeUnfinishedBases(stateDir: string): void {
+    const dir = dirname(stagedShadowDir(stateDir, 'x', 0));
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return; // none yet
+    }
+    for (const n of names) if (n.includes('.tmp-')) rmSync(join(dir, n), { recursive: true, force: true });
+  }
+
   private async stageBase(name: string, backing: string): Promise<(seq: number) => void> {
     const tmp = `${stagedShadowDir(this.opts.stateDir, name, 0)}.tmp-${process.pid}-${Date.now()}`;
     mkdirSync(tmp, { recursive: true, mode: 0o700 });

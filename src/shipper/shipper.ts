@@ -269,8 +269,8 @@ export class Shipper {
       return;
     }
     mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
+    writeFileSync(`${staged}.used`, ''); // first: a kill between the two must not lose the base unnoticed
     renameSync(staged, root);
-    writeFileSync(`${staged}.used`, ''); // until an epoch holds it (see storeEpoch)
     this.carried.delete(vol); // its new base replaces the state it left with
     this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
   }
