@@ -124,8 +124,11 @@ describe('degraded mode', () => {
 
     // a kill: the page cache kept every journal record, so no resync
     await killDaemon(group);
+    const halfCopied = join(g.state, 'shipper', 'staged', 'vol0@0.tmp-1-1'); // a base copy the kill interrupted
+    mkdirSync(halfCopied, { recursive: true });
     await mountInGroup(g, group, v, env, ['--epoch-interval', '200ms']);
     expect((await status(group)).mode).toMatchObject({ state: 'normal', resyncs: 0 });
+    expect(existsSync(halfCopied)).toBe(false);
     unlinkSync(join(v.mnt, 'gone2'));
 
     // a power loss: the journal lacks changes the backing dir has
