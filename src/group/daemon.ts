@@ -3,7 +3,7 @@
 // G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
 // "Consistency groups").
 import { fdatasync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
@@ -15,7 +15,7 @@ import type { Record } from '../journal/record.js';
 import { EpochScheduler } from '../epoch/scheduler.js';
 import { holdMutations } from '../fs/ops.js';
 import { ShipperClient } from '../shipper/client.js';
-import { stagedShadowDir } from '../shipper/state.js';
+import { stagedDir, stagedShadowDir } from '../shipper/state.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { Repository } from '../store/repository.js';
 import { nowNs } from '../util/clock.js';
@@ -251,7 +251,7 @@ export class GroupDaemon {
    */
   /** Base copies a killed daemon left half made (this daemon holds the state dir alone: the LevelDB lock). */
   private static removeUnfinishedBases(stateDir: string): void {
-    const dir = dirname(stagedShadowDir(stateDir, 'x', 0));
+    const dir = stagedDir(stateDir);
     let names: string[];
     try {
       names = readdirSync(dir);

@@ -45,7 +45,8 @@ interface Entry {
   subtree: boolean;
 }
 
-function parentOf(path: string): string {
+/** The parent of a volume path ('/a/b' -> '/a', '/a' -> '/'). */
+export function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
 }

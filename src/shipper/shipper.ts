@@ -21,7 +21,7 @@ import type { VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
 import {
-  cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, stagedShadowDir,
+  cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, stagedDir, stagedShadowDir,
   SHIPPER_STATE_VERSION, type ShipperState,
 } from './state.js';
 
@@ -347,7 +347,7 @@ export class Shipper {
 
   /** The bases used by shadows are in a stored epoch now: a rebuild no longer needs them. */
   private forgetUsedBases(): void {
-    const dir = dirname(stagedShadowDir(this.opts.stateDir, 'x', 0));
+    const dir = stagedDir(this.opts.stateDir);
     if (!existsSync(dir)) return;
     for (const n of readdirSync(dir)) if (n.endsWith('.used')) rmSync(join(dir, n), { force: true });
   }

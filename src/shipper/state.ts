@@ -31,9 +31,14 @@ export function shadowDir(stateDir: string, vol: string): string {
   return join(shipperDir(stateDir), 'shadow', vol);
 }
 
+/** Where the daemon stages base copies (see stagedShadowDir). */
+export function stagedDir(stateDir: string): string {
+  return join(shipperDir(stateDir), 'staged');
+}
+
 /** The base copy the daemon took of a volume before serving it, at its mount marker `seq`. */
 export function stagedShadowDir(stateDir: string, vol: string, seq: number): string {
-  return join(shipperDir(stateDir), 'staged', `${vol}@${seq}`);
+  return join(stagedDir(stateDir), `${vol}@${seq}`);
 }
 
 /** Present while the shadow copy is being advanced: if found at start, the shadow is not trusted. */

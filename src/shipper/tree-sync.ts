@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { check, sys } from '../native/sys.js';
 import { fsPath, readdirNames, readlinkName } from '../native/names.js';
-import { RESYNC_CHUNK, type DirtyMark, type VolumePlan } from '../group/dirty-set.js';
+import { RESYNC_CHUNK, parentOf, type DirtyMark, type VolumePlan } from '../group/dirty-set.js';
 
 export interface SyncStats {
   /** paths looked at */
@@ -38,11 +38,6 @@ function lstatOrNull(path: string): BigIntStats | null {
 
 function join(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
 }
 
 const NS = 1_000_000_000n;

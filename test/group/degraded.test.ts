@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
-import { makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
+import { killGroupDaemon, makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
 import { diffTrees, snapshot } from '../helpers/tree.js';
 import { runWorkload } from '../helpers/workload.js';
 
@@ -25,7 +25,6 @@ afterAll(() => {
 });
 
 interface Status {
-  pid: number;
   mode: { state: string; reason: string | null; resyncs: number; waiting: string | null };
   buffer: { used: number; max: number };
   shipping: { lagBytes: number; lagSeconds: number; worker: { lastError: { message: string } | null } };
@@ -92,20 +91,6 @@ async function expectEpochEqualsLive(g: TestGroup, group: string, label: string)
   expect(verified.ok).toBe(true);
 }
 
-/** kill -9 of the group's daemon; resolves once it is gone. */
-async function killDaemon(group: string): Promise<void> {
-  const { pid } = await status(group);
-  process.kill(pid, 'SIGKILL');
-  await until('the daemon to die', 10_000, async () => {
-    try {
-      process.kill(pid, 0);
-      return undefined;
-    } catch {
-      return true;
-    }
-  });
-}
-
 /** Changes made to the backing dir behind the journal's back: what a power loss can leave. */
 function changeBehindTheJournal(backing: string, tag: string): void {
   writeFileSync(join(backing, 'kept'), `rewritten ${tag}`);
@@ -123,7 +108,7 @@ describe('degraded mode', () => {
     await epochfsOk(['checkpoint', v.mnt], { env });
 
     // a kill: the page cache kept every journal record, so no resync
-    await killDaemon(group);
+    await killGroupDaemon(g);
     const halfCopied = join(g.state, 'shipper', 'staged', 'vol0@0.tmp-1-1'); // a base copy the kill interrupted
     mkdirSync(halfCopied, { recursive: true });
     await mountInGroup(g, group, v, env, ['--epoch-interval', '200ms']);
@@ -132,7 +117,7 @@ describe('degraded mode', () => {
     unlinkSync(join(v.mnt, 'gone2'));
 
     // a power loss: the journal lacks changes the backing dir has
-    await killDaemon(group);
+    await killGroupDaemon(g);
     changeBehindTheJournal(v.backing, 'p');
     await mountInGroup(g, group, v, { ...env, EPOCHFS_BOOT_ID: randomUUID() }, ['--epoch-interval', '200ms']);
     const s = await until('the resync', 30_000, async () => {

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
-import { makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
+import { daemonPid, killGroupDaemon, makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
 import { diffTrees, snapshot, type TreeState } from '../helpers/tree.js';
 import { prng, runWorkload } from '../helpers/workload.js';
 import { LocalBackend } from '../../src/store/backends/local.js';
@@ -95,18 +95,6 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 5))) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
   }
-}
-
-function daemonPid(group: TestGroup): number | undefined {
-  const file = join(group.state, 'daemon.pid');
-  return existsSync(file) ? Number(readFileSync(file, 'utf8')) : undefined;
-}
-
-/** kill -9 of the group daemon, by its pid; returns once it is gone (its mounts are left stale). */
-async function killDaemon(group: TestGroup): Promise<void> {
-  const pid = daemonPid(group)!;
-  process.kill(pid, 'SIGKILL');
-  await until(`daemon ${pid} to die`, () => !isRunning(pid));
 }
 
 /** Cleanup after a failure: the daemon by its pid, then whatever is still mounted. */
@@ -224,7 +212,7 @@ describe('kill -9 of a shipping group daemon', () => {
       const load = batch(SEED + round * 10 + 9, 100_000).catch(() => undefined); // runs until the kill fails it
       await new Promise((r) => setTimeout(r, killAfterMs));
       if (checkpointFirst) await epochfs(['checkpoint', '--group', GROUP, '--no-wait'], { env });
-      await killDaemon(group);
+      await killGroupDaemon(group);
       killed = true;
       await Promise.all([load, writer.exited]);
       acknowledged.push(...writer.acknowledged);
@@ -299,10 +287,10 @@ describe('a shipper interrupted after a volume\'s base was used', () => {
     const e = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { seq: number };
     const shipper = join(group.state, 'shipper');
     const atE = readFileSync(join(shipper, 'state.json'));
-    await killDaemon(group);
+    await killGroupDaemon(group);
     await mountBoth(); // the re-joins: each base is staged, then used by the next epoch
     await epochfsOk(['checkpoint', '--group', GROUP], { env });
-    await killDaemon(group);
+    await killGroupDaemon(group);
     writeFileSync(join(shipper, 'state.json'), atE);
     writeFileSync(join(shipper, 'shadow.busy'), '');
     const dump = (await epochfsOk(['journal', 'dump', '--state', group.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { seq: number; op: string; vol?: string });

@@ -1,9 +1,10 @@
 // A test consistency group: a store, a state dir and volumes (backing dir and mount point each),
 // mounted through the real CLI; everything mounted is tracked so afterEach can unmount it.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from './cli.js';
 import { tempDir } from './env.js';
+import { isRunning } from '../../src/fs/registry.js';
 
 export interface GroupVolume {
   name: string;
@@ -57,4 +58,20 @@ export async function umountInGroup(v: GroupVolume, env: NodeJS.ProcessEnv): Pro
 export async function umountTracked(env: NodeJS.ProcessEnv): Promise<void> {
   for (const m of tracked) await epochfs(['umount', '--lazy', m], { env });
   tracked.clear();
+}
+
+/** The pid of the group's daemon, from its state dir's pid file. */
+export function daemonPid(g: TestGroup): number | undefined {
+  const file = join(g.state, 'daemon.pid');
+  return existsSync(file) ? Number(readFileSync(file, 'utf8')) : undefined;
+}
+
+/** kill -9 of the group's daemon, by its pid; resolves once it is gone (its mounts are left stale). */
+export async function killGroupDaemon(g: TestGroup): Promise<void> {
+  const pid = daemonPid(g);
+  if (pid === undefined) throw new Error(`no daemon.pid in ${g.state}`);
+  process.kill(pid, 'SIGKILL');
+  for (const t0 = Date.now(); isRunning(pid); await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() - t0 > 10_000) throw new Error(`daemon ${pid} did not die`);
+  }
 }
