@@ -6,7 +6,8 @@
 // when the journal cannot be written (a full or failing state disk) or synced, and at a start that
 // cannot trust the journal (a power loss, a stop while degraded, a redo that failed). The application
 // never sees any of it: its operations take effect on the backing dir as always.
-import { closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord } from '../journal/record.js';
@@ -60,20 +61,23 @@ export class BackupMode {
     return this.reasonText;
   }
 
-  /** Keeps RESERVE_BYTES of the state fs for the moment the journal finds it full (a few ms, once). */
-  static reserve(stateDir: string, log: (m: string) => void): void {
+  /**
+   * Keeps RESERVE_BYTES of the state fs for the moment the journal finds it full. Asynchronous:
+   * after a resync it runs while the daemon serves.
+   */
+  static async reserve(stateDir: string, log: (m: string) => void): Promise<void> {
     const path = join(stateDir, 'reserve');
     if (existsSync(path)) return;
     try {
-      const fd = openSync(path, 'w', 0o600);
+      const fh = await open(path, 'w', 0o600);
       try {
         const zeros = Buffer.alloc(1 << 20);
-        for (let off = 0; off < RESERVE_BYTES; off += zeros.length) writeSync(fd, zeros, 0, zeros.length, off);
+        for (let off = 0; off < RESERVE_BYTES; off += zeros.length) await fh.write(zeros, 0, zeros.length, off);
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
     } catch (err) {
-      rmSync(path, { force: true });
+      await rm(path, { force: true });
       log(`cannot keep ${RESERVE_BYTES} bytes in reserve in ${stateDir}: ${(err as Error).message}`);
     }
   }
@@ -222,7 +226,7 @@ export class BackupMode {
     if (this.unconfirmed === undefined || seq < this.unconfirmed || this.state !== 'normal') return;
     this.unconfirmed = undefined;
     this.journal.delState(STATE_KEY, { sync: true }).catch((err) => this.log(`cannot clear the degraded mode: ${err.message}`));
-    BackupMode.reserve(this.stateDir, this.log);
+    void BackupMode.reserve(this.stateDir, this.log);
   }
 
   status(): ModeStatus {

@@ -127,7 +127,7 @@ export class GroupDaemon {
     const d = (daemon = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal)));
     if (unclean) GroupDaemon.removeUnfinishedBases(opts.stateDir);
     try {
-      if (journal) d.mode = d.makeMode(journal, bufferMax, distrust);
+      if (journal) d.mode = await d.makeMode(journal, bufferMax, distrust);
       if (opts.store && journal) await d.startShipping(journal);
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));
@@ -142,10 +142,10 @@ export class GroupDaemon {
   }
 
   /** Journaling or degraded (see backup-mode.ts); degraded from the start when the journal is not to be trusted. */
-  private makeMode(journal: Journal, bufferMax: number, distrust: string | undefined): BackupMode {
+  private async makeMode(journal: Journal, bufferMax: number, distrust: string | undefined): Promise<BackupMode> {
     const attached = () => [...this.volumes.values()].map((v) => ({ name: v.name, backing: v.opts.backing }));
     const mode = new BackupMode(journal, this.opts.stateDir, () => this.scheduler?.unshippedBytes ?? 0, bufferMax, this.opts.log, attached);
-    BackupMode.reserve(this.opts.stateDir, this.opts.log);
+    await BackupMode.reserve(this.opts.stateDir, this.opts.log);
     if (distrust) mode.degrade(distrust, { full: true });
     return mode;
   }

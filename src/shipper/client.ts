@@ -5,7 +5,7 @@
 // advanced). Past that bound shipping stops: every later barrier's epoch fails at once with the
 // reason, `status` shows it, and the mount goes on serving (docs/ARCHITECTURE.md, "Shipping").
 import { Worker } from 'node:worker_threads';
-import { EpochfsError, type ErrorCode } from '../util/errors.js';
+import { EpochfsError, isErrorCode } from '../util/errors.js';
 import type { VolumePlan } from '../group/dirty-set.js';
 import type { ShippedEpoch } from './shipper.js';
 import type { SyncStats } from './tree-sync.js';
@@ -92,7 +92,7 @@ export class ShipperClient {
     this.waiting.delete(m.id);
     if (m.type === 'error') {
       this.noteError(`shipping failed: ${m.message}`);
-      w?.reject(new EpochfsError((m.code === 'ERESYNC' ? m.code : 'EDAEMON') as ErrorCode, `shipping failed: ${m.message}`));
+      w?.reject(new EpochfsError(isErrorCode(m.code) ? m.code : 'EDAEMON', `shipping failed: ${m.message}`));
       return;
     }
     if (m.type === 'epoch') this.lastEpoch = m.epoch;

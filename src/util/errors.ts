@@ -87,6 +87,11 @@ const exitFor: Record<ErrorCode, number> = {
   EPATHIO: ExitCode.failure,
 };
 
+/** Whether `code` is one of ours (an error code that crossed a thread or a socket as a string). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(exitFor, code);
+}
+
 export class EpochfsError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: number;
