@@ -95,10 +95,10 @@ function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<Fu
 export class VolumeOps {
   private readonly files = new Map<number, OpenFile>();
 
-  /** @param journal the group's journal as its backup mode hands it out; null for --no-journal (measuring the journal's cost only) */
+  /** @param mode journals each change, or tracks its path while the group is degraded (backup-mode.ts); null for --no-journal (measuring the journal's cost only) */
   constructor(
     private readonly root: string,
-    private readonly journal: BackupMode | null,
+    private readonly mode: BackupMode | null,
     /** this volume's name in its group's journal */
     private readonly vol: string,
   ) {}
@@ -116,8 +116,8 @@ export class VolumeOps {
   private mutate(rec: NewRecord, apply: () => void): number {
     rec.vol = this.vol;
     try {
-      if (!this.journal) return apply(), 0;
-      return this.journal.record(this.vol, this.root, rec, apply);
+      if (!this.mode) return apply(), 0;
+      return this.mode.record(this.vol, this.root, rec, apply);
     } catch (err) {
       return fuseErrno(err);
     }
@@ -194,7 +194,7 @@ export class VolumeOps {
       if (seq < 0) return cb(seq);
       if (this.files.get(fd)?.sync) {
         const data = new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
-        Promise.all([data, this.journal?.durable(seq)]).then(() => cb(written), (err) => cb(fuseErrno(err)));
+        Promise.all([data, this.mode?.durable(seq)]).then(() => cb(written), (err) => cb(fuseErrno(err)));
       } else cb(written);
     },
 
@@ -210,7 +210,7 @@ export class VolumeOps {
 
     fsync: (_path, datasync, fd, cb) => {
       const backing = new Promise<void>((res, rej) => (datasync ? fdatasync : fsync)(fd, (e) => (e ? rej(e) : res())));
-      Promise.all([backing, this.journal?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
+      Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
     fsyncdir: (path, _datasync, _fd, cb) => {
@@ -221,7 +221,7 @@ export class VolumeOps {
         return cb(fuseErrno(err));
       }
       const backing = new Promise<void>((res, rej) => fsync(dirFd, (e) => (closeSync(dirFd), e ? rej(e) : res())));
-      Promise.all([backing, this.journal?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
+      Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
     truncate: (path, size, cb) => this.pathOp(cb, () => ({ op: 'truncate', t: nowNs(), path, size })),
