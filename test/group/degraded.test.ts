@@ -147,7 +147,7 @@ describe('degraded mode', () => {
     const stats = await runWorkload(g.vols[0].mnt, { seed: 8, ops: 3000, workers: 4 });
     watching = false;
     await watcher;
-    expect(stats.ops - stats.failed).toBeGreaterThan(500); // operations took effect (racing workers fail many: ~1,350 of 3,000 do on a plain dir)
+    expect(stats.ops - stats.failed).toBeGreaterThan(500); // operations took effect (racing workers fail many: ~1,640 of 3,000 on a plain dir)
     const s = await status(group);
     expect([...seen]).toContain('degraded');
     expect(s.mode.resyncs).toBeGreaterThan(0);
