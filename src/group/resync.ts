@@ -95,7 +95,7 @@ export class Resyncer {
         const s = size(plans);
         rounds++;
         if (rounds > 1 && ((!s.full && s.chunks <= FINAL_MAX_CHUNKS && s.paths <= FINAL_MAX_PATHS) || rounds > MAX_PRECOPY_ROUNDS)) {
-          const seq = await this.finalRound(plans, tolerant, owed, (last) => {
+          const seq = await this.finalRound(plans, tolerant, (last) => {
             const done = { at: new Date().toISOString(), rounds, paths: paths + last.paths, bytes: bytes + last.bytes };
             log(`resync done in ${rounds} rounds (${Date.now() - t0} ms, ${done.paths} paths, ${done.bytes} bytes copied; mutations held ${last.pauseMs.toFixed(1)} ms): journaling from record ${last.seq}`);
             return { ...done, seq: last.seq, pauseMs: last.pauseMs };
@@ -118,18 +118,17 @@ export class Resyncer {
 
   /** Mutations held: a barrier, the rest copied at it, journaling again before the first of them runs. */
   private async finalRound(
-    plans: VolumePlan[], tolerant: boolean, owed: VolumePlan[],
+    plans: VolumePlan[], tolerant: boolean,
     summary: (last: { seq: number; paths: number; bytes: number; pauseMs: number }) => NonNullable<ModeStatus['lastResync']>,
   ): Promise<number> {
     const { mode, shipper, journal } = this.d;
+    // `plans` was taken in this same synchronous turn: nothing has changed since, and from here on
+    // nothing changes until the release.
     const release = this.d.hold();
     const t0 = process.hrtime.bigint();
     try {
-      // What changed since `plans` was taken, up to the hold, is owed too.
-      const rest = mode.takePlans();
-      owed.push(...rest);
       const seq = journal.append({ op: 'barrier', t: nowNs() });
-      const stats = await shipper.resync(seq, [...plans, ...rest], tolerant);
+      const stats = await shipper.resync(seq, plans, tolerant);
       mode.resumed(seq, summary({ seq, ...stats, pauseMs: Number(process.hrtime.bigint() - t0) / 1e6 }));
       return seq;
     } finally {
