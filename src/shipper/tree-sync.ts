@@ -166,6 +166,9 @@ export class TreeSync {
         if (s) this.remove(path);
         linkSync(fsPath(this.shadow + first), fsPath(this.shadow + path));
         this.changed(path, false);
+        // the other name's link count changed too: its directory's tree (cached by the next epoch
+        // as it was, with one name) must be built again, as a journaled link's would be
+        this.changed(first, false);
       }
       // Synced in this pass, the inode is up to date; by an earlier one, what this name changed since is not.
       if (this.thisPass.has(key)) return;
