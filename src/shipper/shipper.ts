@@ -55,7 +55,7 @@ class ShadowVolume {
   /** its umount marker was read: this epoch stores it as it left, then its shadow goes */
   leaving = false;
   /** hard-linked files' names synced by resyncs (src/shipper/tree-sync.ts) */
-  readonly linkedNames = new Map<string, string>();
+  readonly linkedNames = new Map<string, string[]>();
 
   constructor(readonly root: string, public caches: BuildCaches, chunkSize: number, full: boolean) {
     this.replayer = new TreeReplayer(root);

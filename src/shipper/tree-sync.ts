@@ -51,12 +51,18 @@ interface How {
 
 export class TreeSync {
   readonly stats: SyncStats = { paths: 0, bytes: 0 };
-  /** files with several names: live inode -> a path synced from it (kept across passes, checked at use) */
-  private readonly linked: Map<string, string>;
-  /** live inodes with several names synced in this pass */
-  private readonly thisPass = new Set<string>();
-  /** shadow inode (with several names) -> the live inode it was synced from in this pass */
-  private readonly owners = new Map<bigint, string>();
+  /** hard-linked live files' names synced by earlier passes (live inode -> names; hints, checked at use) */
+  private readonly linked: Map<string, string[]>;
+  /** hard-linked live files synced in this pass: live inode -> the name the others are linked to */
+  private readonly groups = new Map<string, string>();
+  /** the plan's paths (see namesOf) */
+  private planPaths: string[] = [];
+  /** live inode -> its names among the plan's paths, made at the first hard-linked file */
+  private planNames?: Map<string, string[]>;
+  /** live inode -> all its names in the volume: one walk of the live tree, at most once per pass */
+  private liveNames?: Map<string, string[]>;
+  /** shadow inodes that lost a name while they had others (see remove) */
+  private readonly lostName = new Set<bigint>();
   /** shadow dirs whose entries changed: their times are set again at the end */
   private readonly touchedDirs = new Set<string>();
   private readonly buf = Buffer.allocUnsafe(RESYNC_CHUNK);
@@ -67,8 +73,8 @@ export class TreeSync {
     private readonly shadow: string,
     /** told about every path it changed (the next epoch re-reads them) */
     private readonly onChanged: (path: string, isDir: boolean) => void,
-    /** the names of hard-linked files synced by earlier passes of this volume (see `linked`) */
-    linked = new Map<string, string>(),
+    /** kept by the caller across passes of this volume (see `linked`) */
+    linked = new Map<string, string[]>(),
   ) {
     this.linked = linked;
   }
@@ -79,8 +85,10 @@ export class TreeSync {
     else {
       for (const [from, to] of plan.renames) this.renameInShadow(from, to);
       const byDepth = [...plan.paths].sort((a, b) => a[0].split('/').length - b[0].split('/').length || (a[0] < b[0] ? -1 : 1));
+      this.planPaths = byDepth.map(([path]) => path);
       for (const [path, mark] of byDepth) this.syncWithParents(path, mark);
     }
+    this.syncSharers();
     this.restampDirs();
     return this.stats;
   }
@@ -116,21 +124,32 @@ export class TreeSync {
       this.remove(path);
       s = null;
     }
-    switch (kindOf(l)) {
-      case 'dir':
-        return this.syncDir(path, l, s, how);
-      case 'file':
-        return this.syncFile(path, l, s, how);
-      case 'symlink':
-        return this.syncSymlink(path, l, s);
-      default:
-        return this.syncNode(path, l, s);
+    const kind = kindOf(l);
+    if (kind === 'dir') return this.syncDir(path, l, s, how);
+    if (l.nlink > 1n) return this.syncLinked(path, l, kind);
+    if (s && s.nlink > 1n) {
+      // The shadow inode has other names this one does not share: changing it would change them.
+      this.remove(path);
+      s = null;
     }
+    if (kind === 'file' ? this.syncFile(path, l, s, how) : this.syncOther(path, l, s, kind)) this.changed(path, false);
   }
 
+  /**
+   * Removes a shadow path. A file (or one below a directory) whose shadow inode keeps other names
+   * is remembered: data written live through the removed name may have reached those names, and
+   * no set names them (sets are by path), so they are compared whole at the end (syncSharers).
+   */
   private remove(path: string): void {
+    this.noteSharers(this.shadow + path);
     rmSync(fsPath(this.shadow + path), { recursive: true, force: true });
     this.changed(path, false);
+  }
+
+  private noteSharers(abs: string): void {
+    const st = lstatOrNull(abs);
+    if (st?.isDirectory()) for (const n of readdirNames(abs)) this.noteSharers(join(abs, n));
+    else if (st && st.nlink > 1n) this.lostName.add(st.ino);
   }
 
   private changed(path: string, isDir: boolean): void {
@@ -156,48 +175,161 @@ export class TreeSync {
     this.touchedDirs.add(path);
   }
 
-  private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): void {
+  /** A singly linked file: its dirty chunks (or all of them) compared and written; true when anything changed. */
+  private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): boolean {
+    const mark = how.mark;
+    const only = !s || how.subtree || !mark?.chunks ? undefined : { chunks: new Set(mark.chunks), from: mark.from ?? Infinity };
+    return this.copyInto(path, l, s, only);
+  }
+
+  /**
+   * A file (or symlink, or node) with several names: all of its names in the volume are made one
+   * shadow inode at once. Sets are by path, so the shadow inode to keep is checked, not assumed: it
+   * is kept only if every name it has is a name of this live file (else a fresh one is made), and a
+   * file's data is compared whole (a write through a name since removed is in no set of the names left).
+   */
+  private syncLinked(path: string, l: BigIntStats, kind: Exclude<Kind, 'dir'>): void {
     const key = `${l.dev}:${l.ino}`;
-    const first = l.nlink > 1n ? this.otherName(key, path, l) : undefined;
-    if (first !== undefined) {
-      // Another name of this inode was synced: this name must be the same shadow inode.
-      const target = lstatOrNull(this.shadow + first)!;
-      if (!s || s.ino !== target.ino) {
-        if (s) this.remove(path);
-        linkSync(fsPath(this.shadow + first), fsPath(this.shadow + path));
-        this.changed(path, false);
-        // the other name's link count changed too: its directory's tree (cached by the next epoch
-        // as it was, with one name) must be built again, as a journaled link's would be
-        this.changed(first, false);
-      }
-      // Synced in this pass, the inode is up to date; by an earlier one, what this name changed since is not.
-      if (this.thisPass.has(key)) return;
-      s = lstatOrNull(this.shadow + path)!;
-      this.owners.set(s.ino, key);
-    }
-    if (s && s.nlink > 1n && (l.nlink === 1n || (this.owners.get(s.ino) ?? key) !== key)) {
-      // The shadow inode has other names that this live file does not share: writing into it would
-      // change them. (With several live names too it is taken to be the same file, so a write
-      // through one name reaches the others, as it did live.)
-      this.remove(path);
+    const synced = this.groups.get(key);
+    if (synced !== undefined) return this.joinName(synced, path); // a name below a directory made since
+    const names = this.namesOf(key, l, path);
+    const kept = this.reusableShadow(names, l);
+    const first = kept ?? path;
+    let s = lstatOrNull(this.shadow + first);
+    if (kept === undefined && s) {
+      this.remove(first);
       s = null;
     }
-    if (l.nlink > 1n) {
-      if (first === undefined) this.linked.set(key, path);
-      this.thisPass.add(key);
+    this.groups.set(key, first);
+    this.linked.set(key, names);
+    if (kind === 'file' ? this.copyInto(first, l, s, undefined) : this.syncOther(first, l, s, kind)) {
+      for (const n of names) this.changed(n, false);
     }
-    const abs = fsPath(this.shadow + path);
-    const fd = openSync(abs, C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW, 0o600);
+    for (const n of names) if (n !== first) this.joinName(first, n);
+  }
+
+  /** Makes shadow `name` a link of shadow `first` (unless its shadow directory is yet to be made). */
+  private joinName(first: string, name: string): void {
+    if (name === first || !lstatOrNull(this.shadow + parentOf(name))?.isDirectory()) return;
+    const target = lstatOrNull(this.shadow + first)!;
+    const s = lstatOrNull(this.shadow + name);
+    if (s?.ino === target.ino) return;
+    if (s) this.remove(name);
+    linkSync(fsPath(this.shadow + first), fsPath(this.shadow + name));
+    // every name's link count changed: their directories' trees (cached by the next epoch) are built again
+    this.changed(name, false);
+    this.changed(first, false);
+  }
+
+  /**
+   * The names of live inode `key` in the volume, each checked: `path`, the plan's paths, the names
+   * an earlier pass synced and, while that is fewer than its link count, a walk of the live tree
+   * (once per pass; names outside the volume are never found).
+   */
+  private namesOf(key: string, l: BigIntStats, path: string): string[] {
+    const names = new Set([path]);
+    const isName = (n: string): boolean => {
+      const st = lstatOrNull(this.live + n);
+      return st !== null && !st.isDirectory() && st.ino === l.ino && st.dev === l.dev;
+    };
+    const add = (candidates: string[] | undefined): void => {
+      for (const n of candidates ?? []) if (!names.has(n) && isName(n)) names.add(n);
+    };
+    add((this.planNames ??= this.indexPaths(this.planPaths)).get(key));
+    add(this.linked.get(key));
+    if (BigInt(names.size) < l.nlink) add((this.liveNames ??= this.indexTree()).get(key));
+    return [...names];
+  }
+
+  /** Hard-linked entries (not directories) among `paths`, by live inode. */
+  private indexPaths(paths: Iterable<string>): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const p of paths) {
+      const st = lstatOrNull(this.live + p);
+      if (!st || st.isDirectory() || st.nlink < 2n) continue;
+      const key = `${st.dev}:${st.ino}`;
+      const names = out.get(key);
+      if (names) names.push(p);
+      else out.set(key, [p]);
+    }
+    return out;
+  }
+
+  /** Every hard-linked entry of the live tree, by live inode. */
+  private indexTree(): Map<string, string[]> {
+    const paths: string[] = [];
+    const walk = (dir: string): void => {
+      for (const n of readdirNames(this.live + dir)) {
+        const p = join(dir, n);
+        const st = lstatOrNull(this.live + p);
+        if (st?.isDirectory()) walk(p);
+        else if (st && st.nlink > 1n) paths.push(p);
+      }
+    };
+    walk('/');
+    return this.indexPaths(paths);
+  }
+
+  /**
+   * A name among `names` whose shadow inode is live inode `l`'s kind (a symlink: its target; a node:
+   * its type and device) and has no name outside `names`; the one with the most of them.
+   */
+  private reusableShadow(names: string[], l: BigIntStats): string | undefined {
+    const kind = kindOf(l);
+    const target = kind === 'symlink' ? readlinkName(this.live + names[0]!) : undefined;
+    const fits = (n: string, s: BigIntStats): boolean => {
+      if (kindOf(s) !== kind) return false;
+      if (kind === 'symlink') return readlinkName(this.shadow + n) === target;
+      return kind === 'file' || (s.mode === l.mode && s.rdev === l.rdev);
+    };
+    const byIno = new Map<bigint, { name: string; count: number; nlink: bigint }>();
+    for (const n of names) {
+      const s = lstatOrNull(this.shadow + n);
+      if (!s || !fits(n, s)) continue;
+      const e = byIno.get(s.ino);
+      if (e) e.count++;
+      else byIno.set(s.ino, { name: n, count: 1, nlink: s.nlink });
+    }
+    let best: { name: string; count: number } | undefined;
+    for (const e of byIno.values()) if (BigInt(e.count) === e.nlink && e.count > (best?.count ?? 0)) best = e;
+    return best?.name;
+  }
+
+  /**
+   * The other names of shadow inodes that lost a name in this pass are compared whole with their
+   * live files (found by one walk of the shadow). Removing can lose more; each inode is done once.
+   */
+  private syncSharers(): void {
+    const done = new Set<bigint>();
+    while ([...this.lostName].some((ino) => !done.has(ino))) {
+      const byIno = new Map<bigint, string[]>();
+      const walk = (dir: string): void => {
+        for (const n of readdirNames(this.shadow + dir)) {
+          const p = join(dir, n);
+          const st = lstatOrNull(this.shadow + p);
+          if (st?.isDirectory()) walk(p);
+          else if (st && this.lostName.has(st.ino) && !done.has(st.ino)) byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), p]);
+        }
+      };
+      walk('/');
+      for (const ino of this.lostName) done.add(ino);
+      for (const names of byIno.values()) for (const n of names) this.sync(n, { subtree: true });
+    }
+  }
+
+  /**
+   * Copies the live file's data into shadow `path` (made when `s` is null): every chunk, compared
+   * unless new, or only the chunks in `only`. Then its size and attributes; true when anything differed.
+   */
+  private copyInto(path: string, l: BigIntStats, s: BigIntStats | null, only: { chunks: Set<number>; from: number } | undefined): boolean {
+    const fd = openSync(fsPath(this.shadow + path), C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW, 0o600);
     let wrote = false;
     try {
       const src = openSync(fsPath(this.live + path), C.O_RDONLY | C.O_NOFOLLOW);
       try {
         const chunks = Math.ceil(Number(l.size) / RESYNC_CHUNK);
-        const mark = how.mark;
-        const only = !s || how.subtree || !mark?.chunks ? undefined : new Set(mark.chunks);
-        const from = mark?.from ?? Infinity;
         for (let c = 0; c < chunks; c++) {
-          if (only && !only.has(c) && c < from) continue;
+          if (only && !only.chunks.has(c) && c < only.from) continue;
           wrote = this.copyChunk(src, fd, c, !!s) || wrote;
         }
       } finally {
@@ -210,23 +342,7 @@ export class TreeSync {
     } finally {
       closeSync(fd);
     }
-    const now = lstatOrNull(this.shadow + path)!;
-    if (now.nlink > 1n) this.owners.set(now.ino, key);
-    if (this.syncAttrs(path, l, now, false) || wrote || !s) this.changed(path, false);
-  }
-
-  /**
-   * A name of the same live inode already synced, if it still names it, live and in the shadow (an
-   * earlier pass may have synced it: a hard link made while degraded joins that shadow inode).
-   */
-  private otherName(key: string, path: string, l: BigIntStats): string | undefined {
-    const other = this.linked.get(key);
-    if (other === undefined || other === path) return undefined;
-    const live = lstatOrNull(this.live + other);
-    const shadow = lstatOrNull(this.shadow + other);
-    if (live?.ino === l.ino && live.dev === l.dev && shadow?.isFile()) return other;
-    this.linked.delete(key);
-    return undefined;
+    return this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, false) || wrote || !s;
   }
 
   /** Copies chunk `c` (when `compare`, only if the shadow's differs); true when it wrote. */
@@ -244,29 +360,20 @@ export class TreeSync {
     return true;
   }
 
-  private syncSymlink(path: string, l: BigIntStats, s: BigIntStats | null): void {
-    const target = readlinkName(this.live + path);
-    if (s && readlinkName(this.shadow + path) !== target) {
+  /** A symlink or a node, made (again) where the shadow's differs; true when anything changed. */
+  private syncOther(path: string, l: BigIntStats, s: BigIntStats | null, kind: 'symlink' | 'other'): boolean {
+    const target = kind === 'symlink' ? readlinkName(this.live + path) : undefined;
+    const differs = (st: BigIntStats): boolean =>
+      kind === 'symlink' ? readlinkName(this.shadow + path) !== target : st.mode !== l.mode || st.rdev !== l.rdev;
+    if (s && differs(s)) {
       this.remove(path);
       s = null;
     }
     if (!s) {
-      symlinkSync(fsPath(target), fsPath(this.shadow + path));
-      this.changed(path, false);
+      if (target !== undefined) symlinkSync(fsPath(target), fsPath(this.shadow + path));
+      else check(sys.mknod(this.shadow + path, Number(l.mode), Number(l.rdev)), 'mknod', this.shadow + path);
     }
-    if (this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, true)) this.changed(path, false);
-  }
-
-  private syncNode(path: string, l: BigIntStats, s: BigIntStats | null): void {
-    if (s && (s.mode !== l.mode || s.rdev !== l.rdev)) {
-      this.remove(path);
-      s = null;
-    }
-    if (!s) {
-      check(sys.mknod(this.shadow + path, Number(l.mode), Number(l.rdev)), 'mknod', this.shadow + path);
-      this.changed(path, false);
-    }
-    if (this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, false)) this.changed(path, false);
+    return this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, kind === 'symlink') || !s;
   }
 
   /** Owner, mode, xattrs and times of the shadow path as live; true when anything differed. */
