@@ -1,7 +1,9 @@
 // Linux calls that Node's fs lacks, exposed synchronously for the FUSE serving thread and for replay:
 // nanosecond utimensat with UTIME_NOW/UTIME_OMIT (fs.utimes rounds through a double of seconds),
-// mknod (fifos, devices), the l*xattr family (no xattr API in Node), and the byte-exact codec for
-// file names (bytename.h).
+// mknod (fifos, devices), the l*xattr family (no xattr API in Node), the byte-exact codec for
+// file names (bytename.h), file handles (name_to_handle_at/open_by_handle_at: an inode's identity,
+// generation included, so a journal record can name the file it wrote whatever its name is later),
+// and syncfs, the one call here that is asynchronous (it runs on libuv's pool: it waits for a disk).
 // Every call returns its result, or a negative errno; none throws for a failed syscall.
 #include <node_api.h>
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -160,6 +163,79 @@ static napi_value sys_fallocate(napi_env env, napi_callback_info info) {
   return RESULT(fallocate((int) get_int(env, argv[0]), (int) get_int(env, argv[1]), get_int(env, argv[2]), get_int(env, argv[3])));
 }
 
+// handleOf(dirfd, path) -> Buffer | -errno: the file handle of `path` (relative to `dirfd`, or of
+// `dirfd` itself when `path` is empty), never following a last symlink. The buffer is the handle's
+// u32 type (little-endian) followed by its bytes.
+static napi_value sys_handle_of(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  PATH_ARG(path, 1)
+  int dirfd = (int) get_int(env, argv[0]);
+  union { struct file_handle fh; char space[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+  h.fh.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (name_to_handle_at(dirfd, path, &h.fh, &mount_id, path[0] ? 0 : AT_EMPTY_PATH) < 0) return make_int(env, -errno);
+  char out[4 + MAX_HANDLE_SZ];
+  uint32_t type = (uint32_t) h.fh.handle_type;
+  memcpy(out, &type, 4);
+  memcpy(out + 4, h.fh.f_handle, h.fh.handle_bytes);
+  napi_value buf;
+  napi_create_buffer_copy(env, 4 + h.fh.handle_bytes, out, NULL, &buf);
+  return buf;
+}
+
+// openByHandle(mountFd, handle, flags) -> fd | -errno (ESTALE: the inode is gone, or was reused)
+static napi_value sys_open_by_handle(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len < 4 || len > 4 + MAX_HANDLE_SZ) return make_int(env, -EINVAL);
+  union { struct file_handle fh; char space[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+  uint32_t type;
+  memcpy(&type, data, 4);
+  h.fh.handle_type = (int) type;
+  h.fh.handle_bytes = (unsigned) (len - 4);
+  memcpy(h.fh.f_handle, (char *) data + 4, len - 4);
+  int fd = open_by_handle_at((int) get_int(env, argv[0]), &h.fh, (int) get_int(env, argv[2]));
+  return make_int(env, fd < 0 ? -errno : fd);
+}
+
+// syncfs(fd, callback(result)): result 0 or -errno, once the filesystem holding fd is synced.
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  int fd;
+  int result;
+} SyncfsJob;
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void) env;
+  SyncfsJob *job = data;
+  job->result = syncfs(job->fd) < 0 ? -errno : 0;
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  SyncfsJob *job = data;
+  napi_value cb, undefined, result;
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_undefined(env, &undefined);
+  result = make_int(env, status == napi_ok ? job->result : -ECANCELED);
+  napi_call_function(env, undefined, cb, 1, &result, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value sys_syncfs(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  SyncfsJob *job = calloc(1, sizeof(SyncfsJob));
+  job->fd = (int) get_int(env, argv[0]);
+  napi_create_reference(env, argv[1], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "epochfs.syncfs", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
 // encodeName(string) -> Buffer | -errno: the bytes a name or path string stands for
 static napi_value sys_encode_name(napi_env env, napi_callback_info info) {
   ARGS(1)
@@ -197,6 +273,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "fallocate", NULL, sys_fallocate, NULL, NULL, NULL, napi_default, NULL },
     { "encodeName", NULL, sys_encode_name, NULL, NULL, NULL, napi_default, NULL },
     { "decodeName", NULL, sys_decode_name, NULL, NULL, NULL, napi_default, NULL },
+    { "handleOf", NULL, sys_handle_of, NULL, NULL, NULL, napi_default, NULL },
+    { "openByHandle", NULL, sys_open_by_handle, NULL, NULL, NULL, napi_default, NULL },
+    { "syncfs", NULL, sys_syncfs, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value v;

@@ -14,7 +14,7 @@ interface GroupStatus {
   volumes: { name: string; mountpoint: string; backing: string }[];
   mode: ModeStatus | null;
   buffer: { used: number; max: number } | null;
-  journal: { lastSeq: number; durableSeq: number; records: number; bytes: number } | null;
+  journal: { lastSeq: number; durableSeq: number; records: number; bytes: number; backingSyncedSeq?: number; fsyncs?: { journalOnly: number; withBacking: number } } | null;
   shipping: {
     lastEpoch: string | null;
     shippedSeq: number;
@@ -44,6 +44,10 @@ function print(s: GroupStatus): void {
   }
   if (s.buffer) out.push(`  buffer: ${mib(s.buffer.used)} of ${mib(s.buffer.max)} (${((100 * s.buffer.used) / s.buffer.max).toFixed(1)} %)`);
   if (s.journal) out.push(`  journal: seq ${s.journal.lastSeq} (durable ${s.journal.durableSeq}), ${s.journal.records} records / ${s.journal.bytes} bytes since start`);
+  if (s.journal?.fsyncs) {
+    const f = s.journal.fsyncs;
+    out.push(`  fsyncs: ${f.journalOnly} by the journal alone, ${f.withBacking} also by the backing file; backing dirs synced to seq ${s.journal.backingSyncedSeq}`);
+  }
   const p = s.shipping;
   if (p) {
     out.push(`  shipped: seq ${p.shippedSeq}, last epoch ${p.lastEpoch?.slice(0, 16) ?? 'none yet'}, ${p.pendingEpochs} pending`);

@@ -26,6 +26,8 @@ export interface SchedulerHooks {
   onShipped?: (seq: number) => void;
   /** an epoch failed */
   onFailed?: (err: Error) => void;
+  /** the highest seq the journal may be trimmed to once an epoch is stored (the backing sync point) */
+  trimTo?: () => number;
 }
 
 export class EpochScheduler {
@@ -48,7 +50,7 @@ export class EpochScheduler {
     private readonly log: (m: string) => void,
     hooks: SchedulerHooks = {},
   ) {
-    this.hooks = { expected: () => [], notNow: () => null, onShipped: () => {}, onFailed: () => {}, ...hooks };
+    this.hooks = { expected: () => [], notNow: () => null, onShipped: () => {}, onFailed: () => {}, trimTo: () => Infinity, ...hooks };
     this.lastBarrier = journal.lastSeq;
     // the journal's bytes at open count as not shipped: the buffer they fill is the same
     this.lastShipped = { seq: shipper.cursor, placedAt: Date.now(), journalBytes: journal.appendedBytes - journal.bytesAtOpen };
@@ -74,7 +76,7 @@ export class EpochScheduler {
   shipBarrier(seq: number): Promise<ShippedEpoch> {
     this.lastBarrier = Math.max(this.lastBarrier, seq);
     const placed = { seq, placedAt: Date.now(), journalBytes: this.journal.appendedBytes };
-    const epoch = this.journal.durable(seq).then(() => this.shipper.ship(seq, this.hooks.expected()));
+    const epoch = this.journal.durable(seq).then(() => this.shipper.ship(seq, this.hooks.expected(), this.hooks.trimTo()));
     this.inFlight.add(epoch);
     epoch
       .then(() => {

@@ -11,9 +11,10 @@
 // so the journal order is exactly the order in which operations took effect.
 import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
 import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
-import { UTIME_NOW, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
+import { AT_FDCWD, UTIME_NOW, fileHandle, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
 import { CWD, applyPathRecord, createFile, ownerGid, stampTimes, under, writeAt } from '../journal/apply.js';
 import type { BackupMode } from '../group/backup-mode.js';
+import type { BackingSync } from '../group/backing-sync.js';
 import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
@@ -33,6 +34,8 @@ class ShortWrite extends Error {
 interface OpenFile {
   /** Opened with O_SYNC/O_DSYNC: each write is acknowledged only once journaled durably. */
   sync: boolean;
+  /** its file handle (journaled with each write: the redo after a power loss finds the file by it) */
+  fh: string | undefined;
 }
 
 /** The directory the process is in, as serveInRoot last set it. */
@@ -101,7 +104,24 @@ export class VolumeOps {
     private readonly mode: BackupMode | null,
     /** this volume's name in its group's journal */
     private readonly vol: string,
+    /** the group's backing sync points: when an fsync may wait for the journal alone (null: never) */
+    private readonly backingSync: BackingSync | null = null,
   ) {}
+
+  /**
+   * What an fsync of `fd` (or an O_SYNC write, up to record `seq`) waits for: the journal alone when
+   * the redo after a power loss would bring the data back (BackingSync.journalOnly), else the
+   * journal and the backing file's own sync. A journal that fails to sync falls back on the latter.
+   */
+  private durable(fd: number, datasync: boolean, seq?: number): Promise<void> {
+    const backing = (): Promise<void> => new Promise((res, rej) => (datasync ? fdatasync : fsync)(fd, (e) => (e ? rej(e) : res())));
+    if (this.mode?.state === 'normal' && this.backingSync?.journalOnly(this.files.get(fd)?.fh)) {
+      this.backingSync.fsyncs.journalOnly++;
+      return this.mode.journalDurable(seq).then((ok) => (ok ? undefined : backing()));
+    }
+    if (this.backingSync) this.backingSync.fsyncs.withBacking++;
+    return Promise.all([backing(), this.mode?.durable(seq)]).then(() => undefined);
+  }
 
   /** The backing path of a volume path, relative to the backing dir (see serveInRoot), as Node's fs
    *  takes it (names are bytes: src/native/names.ts). */
@@ -135,11 +155,22 @@ export class VolumeOps {
   }
 
   /** A mutating operation on a path: the record is built (it may need a syscall), journaled, applied. */
-  private pathOp(cb: Cb, makeRecord: () => NewRecord): void {
+  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void): void {
     this.guarded(cb, () => {
       const rec = makeRecord();
-      return this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
+      const seq = this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
+      if (seq >= 0) done?.(seq);
+      return seq;
     });
+  }
+
+  /** A rename or link of `path` is about to happen: once it did (record `seq`), its file's name is not on the disk until the next sync point. */
+  private nameChange(path: string): (seq: number) => void {
+    if (!this.backingSync) return () => {};
+    const rel = under(CWD, path);
+    const fh = fileHandle(AT_FDCWD, rel);
+    const isDir = this.isDir(rel);
+    return (seq) => this.backingSync!.nameChanged(fh, seq, isDir);
   }
 
   private newNodeOwner(path: string): { uid: number; gid: number } {
@@ -153,7 +184,7 @@ export class VolumeOps {
     open: (path, flags, cb) => {
       try {
         const fd = openSync(this.abs(path), flags & ~STRIPPED_FLAGS);
-        this.files.set(fd, { sync: (flags & SYNC_FLAGS) !== 0 });
+        this.files.set(fd, { sync: (flags & SYNC_FLAGS) !== 0, fh: fileHandle(fd) });
         cb(0, fd);
       } catch (err) {
         cb(fuseErrno(err));
@@ -163,12 +194,17 @@ export class VolumeOps {
     create: (path, mode, cb) => {
       let fd = -1;
       this.guarded(
-        (res) => (res < 0 ? cb(res) : (this.files.set(fd, { sync: false }), cb(0, fd))),
+        (res) => (res < 0 ? cb(res) : cb(0, fd)),
         () => {
           const rec: NewRecord = { op: 'create', t: nowNs(), path, mode, ...this.newNodeOwner(path) };
-          return this.mutate(rec, () => {
+          const seq = this.mutate(rec, () => {
             fd = createFile(CWD, rec, C.O_RDWR);
           });
+          if (seq < 0) return seq;
+          const fh = fileHandle(fd);
+          this.files.set(fd, { sync: false, fh });
+          this.backingSync?.nameChanged(fh, seq);
+          return seq;
         },
       );
     },
@@ -177,7 +213,7 @@ export class VolumeOps {
       let seq: number;
       let written = 0;
       try {
-        const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len) } as const;
+        const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len), fh: this.files.get(fd)?.fh } as const;
         seq = this.mutate(rec, () => {
           written = writeAt(fd, rec);
           if (written !== len) throw new ShortWrite();
@@ -192,10 +228,8 @@ export class VolumeOps {
         seq = fuseErrno(err);
       }
       if (seq < 0) return cb(seq);
-      if (this.files.get(fd)?.sync) {
-        const data = new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
-        Promise.all([data, this.mode?.durable(seq)]).then(() => cb(written), (err) => cb(fuseErrno(err)));
-      } else cb(written);
+      if (this.files.get(fd)?.sync) this.durable(fd, true, seq).then(() => cb(written), (err) => cb(fuseErrno(err)));
+      else cb(written);
     },
 
     release: (_path, fd, cb) => {
@@ -209,8 +243,7 @@ export class VolumeOps {
     },
 
     fsync: (_path, datasync, fd, cb) => {
-      const backing = new Promise<void>((res, rej) => (datasync ? fdatasync : fsync)(fd, (e) => (e ? rej(e) : res())));
-      Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
+      this.durable(fd, !!datasync).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
     fsyncdir: (path, _datasync, _fd, cb) => {
@@ -224,10 +257,10 @@ export class VolumeOps {
       Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
-    truncate: (path, size, cb) => this.pathOp(cb, () => ({ op: 'truncate', t: nowNs(), path, size })),
+    truncate: (path, size, cb) => this.pathOp(cb, () => ({ op: 'truncate', t: nowNs(), path, size, fh: this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined })),
 
     ftruncate: (path, fd, size, cb) => {
-      const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size };
+      const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh: this.files.get(fd)?.fh };
       this.guarded(cb, () => this.mutate(rec, () => {
         ftruncateSync(fd, size);
         stampTimes(CWD, rec, fd);
@@ -249,20 +282,39 @@ export class VolumeOps {
 
     chown: (path, uid, gid, cb) => this.pathOp(cb, () => ({ op: 'chown', t: nowNs(), path, uid, gid })),
 
-    mknod: (path, mode, rdev, cb) => this.pathOp(cb, () => ({ op: 'mknod', t: nowNs(), path, mode, rdev, ...this.newNodeOwner(path) })),
+    mknod: (path, mode, rdev, cb) => this.pathOp(
+      cb,
+      () => ({ op: 'mknod', t: nowNs(), path, mode, rdev, ...this.newNodeOwner(path) }),
+      // a regular file made by mknod: its name is not on the disk until the next sync point
+      (seq) => this.backingSync?.nameChanged(fileHandle(AT_FDCWD, under(CWD, path)), seq),
+    ),
     mkdir: (path, mode, cb) => this.pathOp(cb, () => ({ op: 'mkdir', t: nowNs(), path, mode, ...this.newNodeOwner(path) })),
     symlink: (target, path, cb) => this.pathOp(cb, () => ({ op: 'symlink', t: nowNs(), path, target, ...this.newNodeOwner(path) })),
 
-    link: (src, dest, cb) => this.pathOp(cb, () => ({ op: 'link', t: nowNs(), path: src, dest })),
+    link: (src, dest, cb) => {
+      const changed = this.nameChange(src);
+      this.pathOp(cb, () => ({ op: 'link', t: nowNs(), path: src, dest }), changed);
+    },
     unlink: (path, cb) => this.pathOp(cb, () => ({ op: 'unlink', t: nowNs(), path })),
     rmdir: (path, cb) => this.pathOp(cb, () => ({ op: 'rmdir', t: nowNs(), path })),
-    rename: (src, dest, cb) => this.pathOp(cb, () => ({ op: 'rename', t: nowNs(), path: src, dest })),
+    rename: (src, dest, cb) => {
+      const changed = this.nameChange(src);
+      this.pathOp(cb, () => ({ op: 'rename', t: nowNs(), path: src, dest }), changed);
+    },
 
     setxattr: (path, name, value, _position, flags, cb) =>
       this.pathOp(cb, () => ({ op: 'setxattr', t: nowNs(), path, name, flags, value })),
 
     removexattr: (path, name, cb) => this.pathOp(cb, () => ({ op: 'removexattr', t: nowNs(), path, name })),
   });
+
+  private isDir(rel: string): boolean {
+    try {
+      return lstatSync(fsPath(rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
 
   private isSymlink(path: string): boolean {
     try {

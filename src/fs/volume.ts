@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Fuse, type FuseInstance } from '../native/fuse.js';
 import type { Journal } from '../journal/journal.js';
 import type { BackupMode } from '../group/backup-mode.js';
+import type { BackingSync } from '../group/backing-sync.js';
 import { applyPathRecord } from '../journal/apply.js';
 import { EpochfsError } from '../util/errors.js';
 import { nowNs } from '../util/clock.js';
@@ -23,6 +24,8 @@ export interface VolumeOptions {
   /** the group's journal (markers), and its backup mode (every change); null only to measure the journal's cost (--no-journal) */
   journal: Journal | null;
   mode: BackupMode | null;
+  /** the group's backing sync points (when fsyncs may wait for the journal alone), if it journals */
+  backingSync?: BackingSync | null;
   /** Seconds the kernel may cache entries and attributes (every change passes through the mount). */
   cacheTimeout: number;
   /** remove libfuse's leftover hidden files first (the group's previous daemon stopped uncleanly) */
@@ -77,7 +80,7 @@ export class Volume {
   readonly ops: VolumeOps;
 
   private constructor(readonly opts: VolumeOptions) {
-    this.ops = new VolumeOps(opts.backing, opts.mode, opts.name);
+    this.ops = new VolumeOps(opts.backing, opts.mode, opts.name, opts.backingSync ?? null);
   }
 
   get name(): string {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord } from '../journal/record.js';
 import { DirtySet, type VolumePlan } from './dirty-set.js';
+import type { BackingSync } from './backing-sync.js';
 
 export type ModeState = 'normal' | 'degraded' | 'resyncing';
 
@@ -45,6 +46,10 @@ export class BackupMode {
   private unconfirmed?: number;
   resyncs = 0;
   lastResync: ModeStatus['lastResync'] = null;
+  /** the group's backing sync points (see durable), when it has them */
+  backingSync?: BackingSync;
+  /** the last record journaled before the group degraded */
+  private lastJournaled = 0;
 
   constructor(
     private readonly journal: Journal,
@@ -129,8 +134,24 @@ export class BackupMode {
    * what the application's data needs).
    */
   durable(seq?: number): Promise<void> {
-    if (this.state !== 'normal') return Promise.resolve();
+    if (this.state !== 'normal') return this.backingCaughtUp();
     return this.journal.durable(seq).catch(() => undefined);
+  }
+
+  /** The journal durable up to `seq` (true), or not journaling or its sync failed (false). */
+  journalDurable(seq?: number): Promise<boolean> {
+    if (this.state !== 'normal') return Promise.resolve(false);
+    return this.journal.durable(seq).then(() => true, () => false);
+  }
+
+  /**
+   * While degraded: a backing sync point at or after the last journaled record. Without it, the
+   * redo after a power loss (from an older point) could write a journaled write's older data over
+   * what the application wrote and fsynced since (docs/ARCHITECTURE.md, "One durable write per fsync").
+   */
+  private backingCaughtUp(): Promise<void> {
+    if (!this.backingSync) return Promise.resolve();
+    return this.backingSync.reach(this.lastJournaled).catch(() => undefined); // BackingSync logged why
   }
 
   /** The journal's sync failed (Journal onSyncFailure): nothing journaled since can be promised. */
@@ -144,6 +165,8 @@ export class BackupMode {
     if (opts.full) this.requireFull();
     if (this.state !== 'normal') return;
     this.state = 'degraded';
+    this.lastJournaled = this.journal.lastSeq;
+    this.backingSync?.allowFrom(Infinity);
     this.since = Date.now();
     this.reasonText = reason;
     this.log(`degraded: ${reason}; changes are tracked by path until a resync`);
@@ -207,6 +230,7 @@ export class BackupMode {
   /** The last resync pass is copied at barrier `seq`: journaling resumes with the next operation. */
   resumed(seq: number, stats: NonNullable<ModeStatus['lastResync']>): void {
     this.state = 'normal';
+    this.backingSync?.allowFrom(seq); // what changed while degraded is on the disk only after a sync point past it
     this.sets.clear();
     this.unconfirmed = seq;
     this.resyncs++;

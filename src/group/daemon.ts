@@ -23,6 +23,8 @@ import { EpochfsError } from '../util/errors.js';
 import { serveControl, type AttachRequest, type ControlReply, type ControlRequest } from './control.js';
 import { journalRemoval, loadGroupVolumes, saveGroupVolumes } from './members.js';
 import { BackupMode } from './backup-mode.js';
+import { BackingSync } from './backing-sync.js';
+import { redoWrites } from '../journal/redo.js';
 import { Resyncer } from './resync.js';
 
 export interface GroupDaemonOptions {
@@ -86,6 +88,8 @@ export class GroupDaemon {
   private shipper?: ShipperClient;
   private scheduler?: EpochScheduler;
   private mode: BackupMode | null = null;
+  /** the backing sync points that let an fsync wait for the journal alone (with a journal) */
+  private backingSync: BackingSync | null = null;
   private resyncTimer?: NodeJS.Timeout;
   /** marker records (barrier, umount) that could not be journaled; see journalMarker */
   private failedMarkers = 0;
@@ -120,20 +124,25 @@ export class GroupDaemon {
       });
       journal = opened.journal;
       unclean = opened.unclean;
-      if (unclean) distrust = await GroupDaemon.recover(journal, opened.lastRecord, opened.powerLoss, opts.log);
+      if (unclean) distrust = await GroupDaemon.recover(opts.stateDir, journal, opened.lastRecord, opened.powerLoss, opts.log);
       const left = await BackupMode.leftDegraded(journal);
       if (left !== undefined) distrust ??= `the previous daemon stopped while degraded (${left})`;
     }
     const d = (daemon = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal)));
     if (unclean) GroupDaemon.removeUnfinishedBases(opts.stateDir);
     try {
-      if (journal) d.mode = await d.makeMode(journal, bufferMax, distrust);
+      if (journal) {
+        d.backingSync = new BackingSync(journal, () => [...d.volumes.values()].map((v) => v.opts.backing), opts.log);
+        d.mode = await d.makeMode(journal, bufferMax, distrust);
+        d.backingSync.start();
+      }
       if (opts.store && journal) await d.startShipping(journal);
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));
       registerGroup({ pid: process.pid, group: opts.group, stateDir: opts.stateDir, socket, store: opts.store });
     } catch (err) {
       clearInterval(d.resyncTimer);
+      await d.backingSync?.stop();
       await d.shipper?.stop();
       await journal?.close(true);
       throw err;
@@ -145,6 +154,7 @@ export class GroupDaemon {
   private async makeMode(journal: Journal, bufferMax: number, distrust: string | undefined): Promise<BackupMode> {
     const attached = () => [...this.volumes.values()].map((v) => ({ name: v.name, backing: v.opts.backing }));
     const mode = new BackupMode(journal, this.opts.stateDir, () => this.scheduler?.unshippedBytes ?? 0, bufferMax, this.opts.log, attached);
+    mode.backingSync = this.backingSync ?? undefined;
     await BackupMode.reserve(this.opts.stateDir, this.opts.log);
     if (distrust) mode.degrade(distrust, { full: true });
     return mode;
@@ -164,6 +174,7 @@ export class GroupDaemon {
       notNow: () => (mode.state === 'normal' ? null : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
       onShipped: (seq) => mode.shipped(seq),
       onFailed: (err) => (err as { code?: string }).code === 'ERESYNC' && mode.degrade(err.message, { full: true }),
+      trimTo: () => this.backingSync?.synced ?? Infinity,
     });
     this.scheduler.start(opts.epochIntervalMs);
     const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold: holdMutations, log: opts.log });
@@ -177,9 +188,10 @@ export class GroupDaemon {
    * (docs/ARCHITECTURE.md, "Crashes and recovery"). Returns why the journal cannot be trusted to
    * hold every change of the backing dirs (a power loss, a redo that failed), if it cannot.
    */
-  private static async recover(journal: Journal, last: Record | undefined, powerLoss: boolean, log: (m: string) => void): Promise<string | undefined> {
+  private static async recover(stateDir: string, journal: Journal, last: Record | undefined, powerLoss: boolean, log: (m: string) => void): Promise<string | undefined> {
     log(`previous daemon stopped uncleanly${powerLoss ? ' with the machine (a power loss or kernel crash)' : ''}; last record ${last?.seq ?? 'none'}`);
     let distrust = powerLoss ? 'the machine stopped with the daemon (a power loss or kernel crash): the journal may lack changes the volumes have' : undefined;
+    if (powerLoss) distrust = (await GroupDaemon.redo(stateDir, journal, log)) ?? distrust;
     const backing = last?.vol !== undefined ? await journal.getState(`volume:${last.vol}`) : undefined;
     if (last && backing) {
       try {
@@ -191,6 +203,22 @@ export class GroupDaemon {
     }
     journal.append({ op: 'unclean', t: nowNs(), generation: journal.generation });
     return distrust;
+  }
+
+  /**
+   * After a power loss: the writes after the last backing sync point done again on the backing dirs
+   * (fsyncs may have been acknowledged by the journal alone). Returns why the journal cannot be
+   * trusted when the redo failed.
+   */
+  private static async redo(stateDir: string, journal: Journal, log: (m: string) => void): Promise<string | undefined> {
+    try {
+      const stats = await redoWrites(stateDir, journal, (vol) => journal.getState(`volume:${vol}`));
+      if (stats) log(`redo after a power loss: ${stats.redone} writes after backing sync point ${stats.from} done again, ${stats.stale} of files gone since`);
+      return undefined;
+    } catch (err) {
+      log(`redo after a power loss failed: ${(err as Error).message}`);
+      return `the redo of the journal's writes after a power loss failed: ${(err as Error).message}`;
+    }
   }
 
   get group(): string {
@@ -223,7 +251,7 @@ export class GroupDaemon {
       }
       await this.journal?.putState(`volume:${req.name}`, req.backing);
       volume = await Volume.mount({
-        name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, mode: this.mode, cacheTimeout: req.cacheTimeout,
+        name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, mode: this.mode, backingSync: this.backingSync, cacheTimeout: req.cacheTimeout,
         cleanHidden: this.unclean && !this.cleaned.has(req.name), log: this.opts.log,
         beforeServe: this.shipper ? () => this.stageBase(req.name, req.backing) : undefined,
       });
@@ -236,6 +264,7 @@ export class GroupDaemon {
     }
     this.cleaned.add(req.name);
     this.volumes.set(req.name, volume);
+    this.backingSync?.volumeJoined(this.journal!.lastSeq);
     this.locks.set(req.name, lock!);
     registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
     this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
@@ -273,6 +302,9 @@ export class GroupDaemon {
   private async detach(name: string): Promise<void> {
     const volume = this.volumes.get(name);
     if (!volume) return;
+    // Its records after the last sync point are the redo log of its backing dir: synced before its
+    // umount marker says it left (src/journal/redo.ts skips a volume's records before that marker).
+    await this.backingSync?.syncOne(volume.opts.backing).catch((err) => this.opts.log(`sync of ${volume.opts.backing} failed: ${err.message}`));
     // Neither record may stop the detach (a full disk): the volume's lock and entry must still go.
     const last = this.scheduler?.changed && this.mode?.state === 'normal' ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
     this.journalMarker(`umount record of ${name}`, () => this.journal?.append({ op: 'umount', t: nowNs(), vol: name }));
@@ -314,7 +346,9 @@ export class GroupDaemon {
       clearInterval(this.resyncTimer);
       await this.scheduler?.stop().catch((err) => this.opts.log(`last epoch failed: ${err.message}`));
       await this.shipper?.stop();
-      await this.journal?.close(true);
+      // a stop is clean only with the backing dirs on the disk: the journal is their redo log until then
+      const synced = (await this.backingSync?.stop()) ?? true;
+      await this.journal?.close(synced);
       unregisterGroup(this.group);
       this.resolveStopped();
     })();
@@ -373,6 +407,7 @@ export class GroupDaemon {
       journal: j ? {
         lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
+        backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync?.fsyncs ?? null,
       } : null,
       shipping: s && j ? {
         lastEpoch: this.shipper?.lastEpoch?.id ?? null,

@@ -5,16 +5,20 @@
 // journal order identical to the order in which the serving thread applies operations, and it means
 // a killed daemon loses no acknowledged record. Only durability against power loss is asynchronous:
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
-import { mkdirSync, readdirSync, readFileSync, fdatasync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, fdatasync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
-import { SEGMENT_HEADER, SegmentWriter, parseSegmentName, scanSegment, segmentPath, segmentTail } from './segment.js';
+import { SEGMENT_HEADER, SPARE_NAME, SegmentWriter, parseSegmentName, prepareSpare, scanSegment, segmentPath, segmentTail, zeroHeader } from './segment.js';
 
-export const JOURNAL_FORMAT = 1;
+export const JOURNAL_FORMAT = 2;
+/** Formats this epochfs opens (format 1 lacks only the optional `fh` and state:backingSynced). */
+const READABLE_FORMATS = [1, 2];
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
+/** bytes appended into a segment not made from a spare before a spare is made (see maybePrepareSpare) */
+const SPARE_AFTER_BYTES = 4 << 20;
 
 export interface JournalOpenResult {
   journal: Journal;
@@ -135,6 +139,13 @@ export class Journal {
   private rotationFailing = false;
   /** Failed attempts to start a new segment since open. */
   rotationFailures = 0;
+  /** the zero-filled file the next segment is made from, once ready (see prepareSpare) */
+  private spare?: string;
+  private preparingSpare = false;
+  private spareFailing = false;
+  /** the segment during which making a spare failed: not tried again before the next one */
+  private spareFailedAt = -1;
+  private closed = false;
   /** Records and bytes appended since open. */
   appendedRecords = 0;
   appendedBytes = 0;
@@ -174,13 +185,15 @@ export class Journal {
 
   private static async recover(dir: string, db: Level<string, string>, segmentBytes: number, io: JournalIo, log: (message: string) => void): Promise<JournalOpenResult> {
     const format = await db.get('state:format');
-    if (format !== undefined && Number(format) !== JOURNAL_FORMAT) {
+    if (format !== undefined && !READABLE_FORMATS.includes(Number(format))) {
       throw new EpochfsError('EJOURNALVERSION', `journal format v${format}; this epochfs reads v${JOURNAL_FORMAT}`);
     }
     const segments = listSegments(dir);
     // A power loss right after a segment was created can leave it without its header: it holds no
     // record, so it goes (a new one is made when needed).
-    const headerless = (n: number) => statSync(segmentPath(dir, n)).size < SEGMENT_HEADER;
+    // So can a segment made from a spare whose header never reached the disk (its rename did).
+    const headerless = (n: number) => statSync(segmentPath(dir, n)).size < SEGMENT_HEADER || zeroHeader(segmentPath(dir, n));
+    rmSync(join(dir, SPARE_NAME), { force: true }); // its zeros may not be on the disk: made again
     while (segments.length > 1 ? headerless(segments[segments.length - 1]) : segments[0] === 0 && headerless(0)) {
       unlinkSync(segmentPath(dir, segments.pop()!));
     }
@@ -277,7 +290,10 @@ export class Journal {
     const seq = this.nextSeq;
     const parts = encodeRecord(seq, rec);
     const length = frameLength(parts);
-    if (this.writer.offset + length > this.segmentBytes && this.writer.offset > 64) this.rotate(seq);
+    this.maybePrepareSpare();
+    // Full, or not made from a spare while one is ready (a reopened or fallback segment): a new segment.
+    const full = this.writer.offset + length > this.segmentBytes;
+    if ((full || (this.spare && !this.writer.preallocated)) && this.writer.offset > 64) this.rotate(seq);
     const at = this.writer.append(parts, length);
     this.nextSeq = seq + 1;
     this.appendedRecords++;
@@ -309,18 +325,47 @@ export class Journal {
     const segNo = this.writer.segNo + 1;
     let next: SegmentWriter;
     try {
-      next = SegmentWriter.create(this.dir, segNo, firstSeq);
+      next = this.spare ? SegmentWriter.fromSpare(this.dir, this.spare, segNo, firstSeq) : SegmentWriter.create(this.dir, segNo, firstSeq);
     } catch (err) {
+      this.spare = undefined;
       this.rotationFailures++;
       if (!this.rotationFailing) this.log(`journal: cannot start segment ${segNo} (${(err as Error).message}); appending to segment ${this.writer.segNo}`);
       this.rotationFailing = true;
       return;
     }
     this.rotationFailing = false;
+    this.spare = undefined;
     this.retired.push(this.writer);
     this.writer = next;
     this.dirChanged = true; // its name is durable only once the dir is synced: see syncRound
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
+  }
+
+  /**
+   * Fills the spare file the next segment is made from, in the background, once the journal is
+   * written enough to need it: the current segment half full, or 4 MiB appended into a segment not
+   * made from a spare (a short-lived mount never writes a segment of zeros). A failure (a full state
+   * disk) is logged once per run of failures; the next segment after it is tried again.
+   */
+  private maybePrepareSpare(): void {
+    if (this.preparingSpare || this.spare || this.closed || this.spareFailedAt === this.writer.segNo) return;
+    const w = this.writer;
+    if (w.offset < this.segmentBytes / 2 && (w.preallocated || this.appendedBytes < SPARE_AFTER_BYTES)) return;
+    this.preparingSpare = true;
+    prepareSpare(this.dir, this.segmentBytes).then(
+      (path) => {
+        this.preparingSpare = false;
+        this.spareFailing = false;
+        if (this.closed) rmSync(path, { force: true });
+        else this.spare = path;
+      },
+      (err) => {
+        this.preparingSpare = false;
+        this.spareFailedAt = w.segNo;
+        if (!this.spareFailing) this.log(`journal: cannot prepare the next segment (${(err as Error).message}); segments grow as they are written meanwhile`);
+        this.spareFailing = true;
+      },
+    );
   }
 
   /** Resolves once every record up to `seq` is on stable storage; rejects (EIO) after a failed sync. */
@@ -389,6 +434,7 @@ export class Journal {
    * as possibly ahead of the journal (see "Crashes and recovery").
    */
   async close(clean: boolean): Promise<void> {
+    this.closed = true;
     const durable = await this.durable().then(() => true, () => false);
     await Promise.all(this.indexWrites);
     await this.db.batch([
@@ -397,6 +443,7 @@ export class Journal {
     ], { sync: true });
     for (const w of this.retired) w.close(); // left unsynced by a failed round: no round runs after one
     this.writer.close();
+    rmSync(join(this.dir, SPARE_NAME), { force: true });
     await this.db.close();
   }
 }

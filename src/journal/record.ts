@@ -1,4 +1,4 @@
-// Journal records: what each mutating operation carries, and their binary frame (format v1,
+// Journal records: what each mutating operation carries, and their binary frame (format v2,
 // specified in docs/ARCHITECTURE.md, "Journal format"). A journal belongs to a consistency group:
 // `vol` names the volume a record is about. Paths are relative to that volume's root and start
 // with '/'. `t` is the operation time in nanoseconds: the daemon sets the mtime of every inode
@@ -17,8 +17,8 @@ interface Base {
 
 export type Record = Base &
   (
-    | { op: 'write'; path: string; offset: number; data: Buffer }
-    | { op: 'truncate'; path: string; size: number }
+    | { op: 'write'; path: string; offset: number; data: Buffer; fh?: string }
+    | { op: 'truncate'; path: string; size: number; fh?: string }
     | { op: 'create'; path: string; mode: number; uid: number; gid: number }
     | { op: 'mknod'; path: string; mode: number; rdev: number; uid: number; gid: number }
     | { op: 'mkdir'; path: string; mode: number; uid: number; gid: number }
@@ -98,7 +98,7 @@ export function frameLength(parts: Buffer[]): number {
 // What the meta of each op holds (docs/ARCHITECTURE.md, "Journal format"): every field is checked
 // when a record is read back, so a damaged record that passes its CRC (or a journal written by
 // something else) is EJOURNALCORRUPT here, never a TypeError in replay, the shipper or recovery.
-export type Field = 'path' | 'host' | 'text' | 'u32' | 'uint' | 'time' | 'vol';
+export type Field = 'path' | 'host' | 'text' | 'u32' | 'uint' | 'time' | 'vol' | 'handle';
 export const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } } = {
   write: { path: 'path', offset: 'uint' },
   truncate: { path: 'path', size: 'uint' },
@@ -121,6 +121,11 @@ export const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } 
   umount: { vol: 'vol' },
   remove: { vol: 'vol' },
 };
+/** Fields an op may carry (format 2): checked where present. */
+export const OPTIONAL_FIELDS: { readonly [op in Op]?: { readonly [field: string]: Field } } = {
+  write: { fh: 'handle' },
+  truncate: { fh: 'handle' },
+};
 
 const UTIME_OMIT_NSEC = 1073741822; // the kernel's UTIME_OMIT, kept in the record (UTIME_NOW never is)
 
@@ -142,6 +147,8 @@ const HOLDS: { readonly [f in Field]: (v: unknown) => boolean } = {
   uint: (v) => isUint(v),
   time: isTimeSpec,
   vol: isName,
+  // a file handle: its u32 type and 1 … 128 bytes (MAX_HANDLE_SZ), in hex
+  handle: (v) => isText(v) && /^(?:[0-9a-f]{2}){5,132}$/.test(v),
 };
 
 /** Why the meta JSON does not hold the fields of `op`, or undefined when it does. */
@@ -151,6 +158,9 @@ function badField(op: Op, meta: Plain): string | undefined {
   for (const [name, field] of Object.entries(FIELDS[op])) {
     if (!Object.hasOwn(meta, name) || !HOLDS[field](meta[name])) return `${op} with a missing or bad ${name}`;
   }
+  for (const [name, field] of Object.entries(OPTIONAL_FIELDS[op] ?? {})) {
+    if (Object.hasOwn(meta, name) && !HOLDS[field](meta[name])) return `${op} with a bad ${name}`;
+  }
   return undefined;
 }
 
@@ -159,7 +169,7 @@ function fieldsOf(op: Op, meta: Plain): Plain {
   const fields: Plain = {};
   for (const key of Object.keys(meta)) {
     if (key === 't') fields.t = BigInt(meta.t as string);
-    else if (key === 'vol' || Object.hasOwn(FIELDS[op], key)) fields[key] = meta[key];
+    else if (key === 'vol' || Object.hasOwn(FIELDS[op], key) || Object.hasOwn(OPTIONAL_FIELDS[op] ?? {}, key)) fields[key] = meta[key];
   }
   return fields;
 }

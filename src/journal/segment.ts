@@ -1,7 +1,8 @@
 // Segment files: the append-only log that holds every journal record with its payload, in order.
 // A segment starts with a 32-byte header; records follow back to back; a zero body length (or the
 // end of the file) ends it. See docs/ARCHITECTURE.md, "Journal format".
-import { closeSync, openSync, readSync, fstatSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, renameSync, writevSync, writeSync, ftruncateSync, unlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
 import { ChecksumError, FRAME_HEADER, decodeRecord, type Record } from './record.js';
@@ -9,6 +10,8 @@ import { ChecksumError, FRAME_HEADER, decodeRecord, type Record } from './record
 export const SEGMENT_MAGIC = 'EPOCHJNL';
 export const SEGMENT_VERSION = 1;
 export const SEGMENT_HEADER = 32;
+/** The zero-filled file the next segment is made from (never a segment name: readers ignore it). */
+export const SPARE_NAME = 'next.spare';
 
 export function segmentName(segNo: number): string {
   return `${segNo.toString(16).padStart(16, '0')}.seg`;
@@ -43,13 +46,64 @@ function checkHeader(h: Buffer, path: string): { segNo: number; firstSeq: number
   return { segNo: h.readUInt32LE(12), firstSeq };
 }
 
+/**
+ * Writes `bytes` of zeros to the spare file and syncs it, asynchronously (off the serving thread):
+ * a segment made from it is overwritten in place, so an fdatasync of it writes data only, no size
+ * or extent change that would need an ext4 journal commit. Returns its path.
+ */
+export async function prepareSpare(dir: string, bytes: number): Promise<string> {
+  const path = join(dir, SPARE_NAME);
+  const fh = await open(path, 'w', 0o600);
+  try {
+    const zeros = Buffer.alloc(Math.min(bytes, 1 << 20));
+    for (let at = 0; at < bytes; at += zeros.length) await fh.write(zeros, 0, Math.min(zeros.length, bytes - at), at);
+    await fh.datasync();
+  } catch (err) {
+    await fh.close();
+    unlinkSync(path);
+    throw err;
+  }
+  await fh.close();
+  return path;
+}
+
+/** Does the segment's header hold nothing (a spare renamed into place whose header never reached the disk)? */
+export function zeroHeader(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const h = Buffer.alloc(SEGMENT_HEADER);
+    const n = readSync(fd, h, 0, SEGMENT_HEADER, 0);
+    return n === SEGMENT_HEADER && h.every((b) => b === 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The open segment that records are appended to, at an explicit offset (pwritev). */
 export class SegmentWriter {
   readonly fd: number;
   offset: number;
-  constructor(readonly path: string, readonly segNo: number, fd: number, offset: number) {
+  /** made from a spare: zeros follow `offset` up to its size (a rollback writes zeros, never truncates) */
+  readonly preallocated: boolean;
+  constructor(readonly path: string, readonly segNo: number, fd: number, offset: number, preallocated = false) {
     this.fd = fd;
     this.offset = offset;
+    this.preallocated = preallocated;
+  }
+
+  /** A new segment made from the spare file (see prepareSpare): renamed into place, its header written. */
+  static fromSpare(dir: string, spare: string, segNo: number, firstSeq: number): SegmentWriter {
+    const path = segmentPath(dir, segNo);
+    renameSync(spare, path);
+    const fd = openSync(path, 'r+');
+    try {
+      writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
+    } catch (err) {
+      closeSync(fd);
+      unlinkSync(path);
+      throw err;
+    }
+    return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER, true);
   }
 
   static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
@@ -86,11 +140,13 @@ export class SegmentWriter {
   }
 
   /**
-   * Drops the record that starts at `at` and everything after it: the file ends there, so no
-   * stale bytes of a voided record can follow a shorter record written in its place.
+   * Drops the record that starts at `at` and everything after it: the file ends there (or, made
+   * from a spare, zeros follow from there), so no stale bytes of a voided record can follow a
+   * shorter record written in its place.
    */
   voidAt(at: number): void {
-    ftruncateSync(this.fd, at);
+    if (this.preallocated && this.offset > at) writeSync(this.fd, Buffer.alloc(this.offset - at), 0, this.offset - at, at);
+    else ftruncateSync(this.fd, at);
     this.offset = at;
   }
 

@@ -14,6 +14,9 @@ interface SysBinding {
   fallocate(fd: number, mode: number, offset: number, length: number): number;
   encodeName(name: string): Buffer | number;
   decodeName(bytes: Buffer): string;
+  handleOf(dirFd: number, path: string): Buffer | number;
+  openByHandle(mountFd: number, handle: Buffer, flags: number): number;
+  syncfs(fd: number, done: (result: number) => void): void;
   UTIME_NOW: number;
   UTIME_OMIT: number;
 }
@@ -27,6 +30,19 @@ function repoRoot(): string {
 const require = createRequire(import.meta.url);
 export const sys: SysBinding = require(join(repoRoot(), 'native', 'build', 'Release', 'epochfs_sys.node'));
 export const UTIME_NOW = sys.UTIME_NOW;
+/** dirfd for a path relative to the current directory (openat(2)) */
+export const AT_FDCWD = -100;
+
+/** The filesystem holding `fd` synced (syncfs(2)), off the calling thread. */
+export function syncfs(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => sys.syncfs(fd, (r) => {
+    try {
+      resolve(void check(r, 'syncfs'));
+    } catch (err) {
+      reject(err);
+    }
+  }));
+}
 export const UTIME_OMIT = sys.UTIME_OMIT;
 
 /** A time as the kernel passes it: seconds and nanoseconds (nsec may be UTIME_NOW or UTIME_OMIT). */
@@ -61,4 +77,14 @@ export function check<T>(result: T | number, what: string, path?: string): T {
     throw err;
   }
   return result as T;
+}
+
+/**
+ * The file handle of `path` (relative to `dirFd`; of `dirFd` itself when `path` is empty) in hex,
+ * as journal records carry it (docs/ARCHITECTURE.md, "Journal format"), or undefined when the
+ * filesystem has none.
+ */
+export function fileHandle(dirFd: number, path = ''): string | undefined {
+  const h = sys.handleOf(dirFd, path);
+  return typeof h === 'number' ? undefined : h.toString('hex');
 }

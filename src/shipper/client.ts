@@ -134,8 +134,8 @@ export class ShipperClient {
   }
 
   /** An epoch at barrier `seq`; `expected` are the volumes the group waits for (see Shipper.ship). */
-  async ship(seq: number, expected: string[] = []): Promise<ShippedEpoch> {
-    const m = await this.request({ type: 'ship', seq, expected });
+  async ship(seq: number, expected: string[] = [], trimTo = Infinity): Promise<ShippedEpoch> {
+    const m = await this.request({ type: 'ship', seq, expected, trimTo });
     return (m as Extract<FromWorker, { type: 'epoch' }>).epoch;
   }
 

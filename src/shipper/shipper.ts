@@ -140,12 +140,14 @@ export class Shipper {
 
   /**
    * Advances the shadows to `barrier` and stores the group as one epoch: the attached volumes, and
-   * the ones that left; `expected` are the volumes the group was waiting for at the barrier.
+   * the ones that left; `expected` are the volumes the group was waiting for at the barrier. The
+   * journal is then trimmed, but not past `trimTo` (the backing sync point: records after it are
+   * the redo log of the backing dirs).
    */
-  async ship(barrier: number, expected: string[] = []): Promise<ShippedEpoch> {
+  async ship(barrier: number, expected: string[] = [], trimTo = Infinity): Promise<ShippedEpoch> {
     if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
     await this.onShadows(() => this.advance(barrier, false));
-    return this.storeEpoch(barrier, expected);
+    return this.storeEpoch(barrier, expected, trimTo);
   }
 
   /**
@@ -299,7 +301,7 @@ export class Shipper {
   }
 
   /** Packs, then index, then the epoch record; then the state that says it is done. */
-  private async storeEpoch(seq: number, expected: string[]): Promise<ShippedEpoch> {
+  private async storeEpoch(seq: number, expected: string[], trimTo = Infinity): Promise<ShippedEpoch> {
     if (this.volumes.size === 0 && !(this.removed && this.carried.size > 0)) {
       // No volume is attached or leaving: there is nothing new to store, only the cursor to move.
       this.state = { ...this.state, cursor: seq, volumes: {} };
@@ -338,7 +340,7 @@ export class Shipper {
     this.resyncedSinceEpoch = false;
     this.forgetUsedBases();
     for (const v of this.volumes.values()) v.dirty.clear();
-    this.trim(seq);
+    this.trim(Math.min(seq, trimTo));
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
     this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);

@@ -16,7 +16,7 @@ export interface WorkerInput {
 }
 
 export type ToWorker =
-  | { type: 'ship'; id: number; seq: number; expected: string[] }
+  | { type: 'ship'; id: number; seq: number; expected: string[]; trimTo: number }
   | { type: 'resync'; id: number; seq: number; plans: VolumePlan[]; tolerant: boolean }
   | { type: 'probe'; id: number };
 export type FromWorker =
@@ -35,7 +35,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
   switch (msg.type) {
     case 'ship':
-      return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected) };
+      return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected, msg.trimTo) };
     case 'resync':
       return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant) };
     case 'probe':

@@ -188,6 +188,8 @@ describe('epochfs after a power loss', () => {
     await epochfsOk(['init', '--store', store], { env });
     const random = prng(SEED);
     const acknowledged: string[] = [];
+    const ring = { ready: false, last: 0 };
+    let journalOnlyFsyncs = 0;
     const cuts: (CutReport & { after: number })[] = [];
     const started = Date.now();
 
@@ -195,19 +197,25 @@ describe('epochfs after a power loss', () => {
       process.env.EPOCHFS_BOOT_ID = randomUUID(); // a new boot: the daemon must see a power loss, not a kill
       await vol.mount(['--store', store, '--epoch-interval', '1s']); // opens the journal (a torn tail is cut)
       if (k > 0) await expectRecovered(vol, store, acknowledged, k);
+      if (k > 0) expectRing(vol, ring, k);
       if (k === CUTS) break;
 
-      writer = startFsyncWriter(vol.mnt, `c${k}`);
+      writer = startFsyncWriter(vol.mnt, `c${k}`, { ring: true });
       await writer.started;
       const after = Math.floor(200 + random() * 1000);
       await new Promise((r) => setTimeout(r, after));
+      journalOnlyFsyncs += await fsyncsByJournalAlone(vol);
       // the power goes while the disk's cache holds 1-8 writes; from then on the disk fails every write
       const cut = await disk.cut(Math.floor(random() * 2 ** 31), { atUnflushed: 1 + Math.floor(random() * 8) });
       cuts.push({ ...cut, after });
       console.log(`cut ${k + 1} after ${after} ms of writing (${cut.mode}): kept ${cut.keptBytes} of ${cut.unflushedBytes} unflushed bytes (${cut.unflushedWrites} writes), ${cut.fsyncs} flushes before`);
       vol.kill(); // everything above the disk goes with the power: the daemon, the writer, the page cache
       writer.kill();
-      acknowledged.push(...(await writer.done));
+      for (const line of await writer.done) {
+        if (line === 'ring ready') ring.ready = true;
+        else if (line.startsWith('ring ')) ring.last = Math.max(ring.last, Number(line.slice(5)));
+        else acknowledged.push(line);
+      }
       writer = undefined;
       await new Promise((res) => execFile('umount', ['-l', vol!.mnt], res));
       await disk.powerOff();
@@ -221,10 +229,39 @@ describe('epochfs after a power loss', () => {
     await vol.umount();
     await disk.powerOff();
     vol = undefined;
-    console.log(`seed ${SEED}: ${cuts.length} cuts in ${((Date.now() - started) / 1000).toFixed(1)} s; ${acknowledged.length} fsynced files checked after each`);
+    console.log(`seed ${SEED}: ${cuts.length} cuts in ${((Date.now() - started) / 1000).toFixed(1)} s; ${acknowledged.length} fsynced files checked after each; ring at ${ring.last}, ${journalOnlyFsyncs} fsyncs acknowledged by the journal alone`);
     expect(acknowledged.length).toBeGreaterThan(CUTS);
+    // the redo was needed: fsyncs of the ring (and nothing else) were acknowledged by the journal alone
+    expect(journalOnlyFsyncs).toBeGreaterThan(0);
   });
 });
+
+/** The daemon's count of fsyncs acknowledged by the journal alone (src/group/backing-sync.ts), so far. */
+async function fsyncsByJournalAlone(v: TestVolume): Promise<number> {
+  const lines = (await epochfsOk(['status', '--json'], { env })).trim().split('\n').filter(Boolean);
+  const s = lines.map((l) => JSON.parse(l) as { volumes: { mountpoint: string }[]; journal: { fsyncs: { journalOnly: number } } }).find((x) => x.volumes.some((m) => m.mountpoint === v.mnt));
+  return s?.journal.fsyncs.journalOnly ?? 0;
+}
+
+/**
+ * The ring file (fsync-writer.mjs) after cut `k`: no acknowledged overwrite is lost and no block is
+ * older than the last one written: with M its highest value (the last acknowledged, or the one after
+ * it, written but not yet acknowledged), block b holds the highest i <= M with i % 64 == b.
+ */
+function expectRing(v: TestVolume, ring: { ready: boolean; last: number }, k: number): void {
+  if (!ring.ready) return;
+  const data = readFileSync(join(v.mnt, 'ring'));
+  const blocks = Array.from({ length: 64 }, (_, b) => data.readUInt32LE(b * BLOCK));
+  const m = Math.max(...blocks);
+  expect([k, m >= ring.last && m <= ring.last + 1]).toEqual([k, true]);
+  const expected = blocks.map((_, b) => (m >= b && b + 64 * Math.floor((m - b) / 64) > 0 ? b + 64 * Math.floor((m - b) / 64) : 0));
+  expect([k, blocks]).toEqual([k, expected]);
+  for (let b = 0; b < 64; b++) {
+    const block = data.subarray(b * BLOCK, (b + 1) * BLOCK);
+    expect([k, b, block.subarray(4).every((x) => x === (blocks[b] & 255))]).toEqual([k, b, true]);
+  }
+  ring.last = m; // the next run goes on from the highest value in the file
+}
 
 /** After the restart that follows cut `k`: what was promised is there, the journal reads, the store verifies, an epoch is the live tree. */
 async function expectRecovered(v: TestVolume, store: string, acknowledged: string[], k: number): Promise<void> {

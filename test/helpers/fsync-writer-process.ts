@@ -12,8 +12,10 @@ export interface FsyncWriter {
   kill(): void;
 }
 
-export function startFsyncWriter(root: string, tag: string): FsyncWriter {
-  const child = spawn(process.execPath, [join(__dirname, 'fsync-writer.mjs'), root, tag], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** `ring`: also rewrite the blocks of one file in place, fdatasyncing each (see fsync-writer.mjs). */
+export function startFsyncWriter(root: string, tag: string, opts: { ring?: boolean } = {}): FsyncWriter {
+  const args = [join(__dirname, 'fsync-writer.mjs'), root, tag, ...(opts.ring ? ['300000', 'ring'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const done = new Promise<string[]>((res) => child.on('exit', () => res(out.split('\n').filter(Boolean))));

@@ -1,12 +1,17 @@
 // Crash-test workload, run as its own process: writes unique files, fsyncs each and only then
 // prints "<name> <sha256>" (so every printed file was acknowledged durable), while a second loop
 // makes unsynced changes. Runs until the mount fails under it. Synced files are up to 300,000 bytes
-// (or the third argument).
+// (or the third argument). With a fourth argument `ring`, a third loop overwrites the blocks of one
+// file, `ring`, in turn (as a database's log is rewritten in place), fdatasyncing each and only then
+// printing "ring <i>": block i % 64 holds i (u32 LE, then the byte i & 255). Across runs it goes on
+// from the highest i in the file.
 import { createHash } from 'node:crypto';
 import { promises as fsp, constants as C } from 'node:fs';
 import { join } from 'node:path';
 
-const [root, tag, maxBytes = '300000'] = process.argv.slice(2);
+const [root, tag, maxBytes = '300000', mode = ''] = process.argv.slice(2);
+const RING_BLOCKS = 64;
+const BLOCK = 4096;
 await fsp.mkdir(join(root, 'synced'), { recursive: true });
 await fsp.mkdir(join(root, 'scratch'), { recursive: true });
 let stop = false;
@@ -32,8 +37,32 @@ async function scratch() {
   }
 }
 
+async function ring() {
+  const path = join(root, 'ring');
+  let fh;
+  try {
+    fh = await fsp.open(path, 'r+');
+  } catch {
+    fh = await fsp.open(path, 'w+');
+    await fh.write(Buffer.alloc(RING_BLOCKS * BLOCK), 0, RING_BLOCKS * BLOCK, 0);
+    await fh.sync();
+  }
+  process.stdout.write('ring ready\n');
+  const all = Buffer.alloc(RING_BLOCKS * BLOCK);
+  await fh.read(all, 0, all.length, 0);
+  let i = 0;
+  for (let b = 0; b < RING_BLOCKS; b++) i = Math.max(i, all.readUInt32LE(b * BLOCK));
+  for (i++; !stop; i++) {
+    const block = Buffer.alloc(BLOCK, i & 255);
+    block.writeUInt32LE(i, 0);
+    await fh.write(block, 0, BLOCK, (i % RING_BLOCKS) * BLOCK);
+    await fh.datasync();
+    process.stdout.write(`ring ${i}\n`);
+  }
+}
+
 try {
-  await Promise.all([synced(), scratch()]);
+  await Promise.all([synced(), scratch(), ...(mode === 'ring' ? [ring()] : [])]);
 } catch {
   stop = true;
   process.exit(0);
