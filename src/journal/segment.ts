@@ -95,29 +95,24 @@ export class SegmentWriter {
   static fromSpare(dir: string, spare: string, segNo: number, firstSeq: number): SegmentWriter {
     const path = segmentPath(dir, segNo);
     renameSync(spare, path);
-    const fd = openSync(path, 'r+');
-    try {
-      writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
-    } catch (err) {
-      closeSync(fd);
-      unlinkSync(path);
-      throw err;
-    }
-    return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER, true);
+    return SegmentWriter.headed(path, openSync(path, 'r+'), segNo, firstSeq, true);
   }
 
   static create(dir: string, segNo: number, firstSeq: number): SegmentWriter {
     const path = segmentPath(dir, segNo);
-    const fd = openSync(path, 'wx+', 0o600); // journal data is the volume's data
+    return SegmentWriter.headed(path, openSync(path, 'wx+', 0o600), segNo, firstSeq, false); // journal data is the volume's data
+  }
+
+  /** Writes the header into new segment `fd`; on failure (a full disk) the file goes: the next attempt must find the name free. */
+  private static headed(path: string, fd: number, segNo: number, firstSeq: number, preallocated: boolean): SegmentWriter {
     try {
       writeSync(fd, header(segNo, firstSeq), 0, SEGMENT_HEADER, 0);
     } catch (err) {
-      // (a full disk) leave no headerless segment behind: the next attempt must find the name free
       closeSync(fd);
       unlinkSync(path);
       throw err;
     }
-    return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER);
+    return new SegmentWriter(path, segNo, fd, SEGMENT_HEADER, preallocated);
   }
 
   /** Reopens a segment to append after its last valid record; anything after it is cut off. */
