@@ -17,8 +17,6 @@ export const JOURNAL_FORMAT = 2;
 /** Formats this epochfs opens (format 1 lacks only the optional `fh` and state:backingSynced). */
 const READABLE_FORMATS = [1, 2];
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
-/** bytes appended into a segment not made from a spare before a spare is made (see maybePrepareSpare) */
-const SPARE_AFTER_BYTES = 4 << 20;
 
 export interface JournalOpenResult {
   journal: Journal;
@@ -291,9 +289,7 @@ export class Journal {
     const parts = encodeRecord(seq, rec);
     const length = frameLength(parts);
     this.maybePrepareSpare();
-    // Full, or not made from a spare while one is ready (a reopened or fallback segment): a new segment.
-    const full = this.writer.offset + length > this.segmentBytes;
-    if ((full || (this.spare && !this.writer.preallocated)) && this.writer.offset > 64) this.rotate(seq);
+    if (this.writer.offset + length > this.segmentBytes && this.writer.offset > 64) this.rotate(seq);
     const at = this.writer.append(parts, length);
     this.nextSeq = seq + 1;
     this.appendedRecords++;
@@ -342,15 +338,14 @@ export class Journal {
   }
 
   /**
-   * Fills the spare file the next segment is made from, in the background, once the journal is
-   * written enough to need it: the current segment half full, or 4 MiB appended into a segment not
-   * made from a spare (a short-lived mount never writes a segment of zeros). A failure (a full state
-   * disk) is logged once per run of failures; the next segment after it is tried again.
+   * Fills the spare file the next segment is made from, in the background, once the current segment
+   * is half full (a journal that never rotates never writes a segment of zeros). A failure (a full
+   * state disk) is logged once per run of failures; the next segment after it is tried again.
    */
   private maybePrepareSpare(): void {
     if (this.preparingSpare || this.spare || this.closed || this.spareFailedAt === this.writer.segNo) return;
     const w = this.writer;
-    if (w.offset < this.segmentBytes / 2 && (w.preallocated || this.appendedBytes < SPARE_AFTER_BYTES)) return;
+    if (w.offset < this.segmentBytes / 2) return;
     this.preparingSpare = true;
     prepareSpare(this.dir, this.segmentBytes).then(
       (path) => {
