@@ -25,7 +25,8 @@ export class TreeReplayer {
     return fd;
   }
 
-  apply(rec: Record): void {
+  /** `redo`: applied as the daemon's recovery redid it, idempotently (see `withRedone`). */
+  apply(rec: Record, redo = false): void {
     try {
       if (rec.op === 'write') {
         const fd = this.fd(this.root + rec.path);
@@ -35,7 +36,7 @@ export class TreeReplayer {
       }
       // A path that stops naming its inode must not keep a cached fd.
       if (rec.op === 'rename' || rec.op === 'unlink' || rec.op === 'rmdir') this.close();
-      applyPathRecord(this.root, rec);
+      applyPathRecord(this.root, rec, redo);
     } catch (err) {
       throw new EpochfsError('EREPLAY', `replay of record ${rec.seq} (${rec.op} ${'path' in rec ? rec.path : ''}) failed: ${(err as Error).message}`, { cause: err });
     }
@@ -45,6 +46,21 @@ export class TreeReplayer {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
   }
+}
+
+/**
+ * Each record with whether an `unclean` marker follows it: the last record a killed daemon wrote.
+ * A kill can fall between an operation that failed and the rollback of its record, so that record
+ * may stand for nothing; the next start redid it idempotently on the backing dir (a removexattr of
+ * what is gone counts as done), and a replay must apply it the same way to reach the same tree.
+ */
+export function* withRedone(records: Iterable<Record>): Generator<[Record, boolean]> {
+  let pending: Record | undefined;
+  for (const rec of records) {
+    if (pending) yield [pending, rec.op === 'unclean'];
+    pending = rec;
+  }
+  if (pending) yield [pending, false];
 }
 
 export interface ReplayResult {
@@ -73,14 +89,14 @@ export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: nu
   let first = true;
   try {
     withZeroUmask(() => {
-      for (const rec of readJournal(stateDir, { toSeq: opts.toSeq })) {
+      for (const [rec, redo] of withRedone(readJournal(stateDir, { toSeq: opts.toSeq }))) {
         if (first && rec.seq !== 1) {
           throw new EpochfsError('EREPLAY', `the journal starts at record ${rec.seq}: earlier records were shipped to the store and trimmed; restore an epoch instead`);
         }
         first = false;
         lastSeq = rec.seq;
         if (rec.vol !== undefined && rec.vol !== volume) continue;
-        replayer.apply(rec);
+        replayer.apply(rec, redo);
         applied++;
       }
     });

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
-import { TreeReplayer } from '../journal/replay.js';
+import { TreeReplayer, withRedone } from '../journal/replay.js';
 import { scanSegment, segmentPath } from '../journal/segment.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { BlobStore } from '../store/blobs.js';
@@ -201,9 +201,9 @@ export class Shipper {
   private advance(barrier: number, tolerant: boolean): void {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
     let skipped = 0;
-    for (const rec of this.reader.read(barrier)) {
+    for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
       try {
-        this.applyRecord(rec);
+        this.applyRecord(rec, redo);
       } catch (err) {
         if (!tolerant) throw err;
         skipped++;
@@ -232,14 +232,14 @@ export class Shipper {
     return stats;
   }
 
-  private applyRecord(rec: Record): void {
+  private applyRecord(rec: Record, redo: boolean): void {
     if (rec.op === 'mount') return this.attach(rec.vol, rec.seq);
     if (rec.op === 'umount') return this.detach(rec.vol);
     if (rec.op === 'remove') return this.remove(rec.vol);
     if (rec.vol === undefined) return; // group-wide markers
     const v = this.volumes.get(rec.vol);
     if (!v) return; // a volume whose base copy never completed: it was never served
-    v.replayer.apply(rec);
+    v.replayer.apply(rec, redo);
     v.dirty.note(rec);
   }
 

@@ -1,0 +1,30 @@
+// Replay of the record a killed daemon left behind (src/journal/replay.ts, withRedone): a kill can
+// fall between an operation that failed and the rollback of its record. The next start redoes that
+// record idempotently on the backing dir, so replay (and the shipper's shadow) must apply it the
+// same way, or the shadow stops at it for good (the kill-rounds test found one: a removexattr).
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Journal } from '../../src/journal/journal.js';
+import { replayJournal } from '../../src/journal/replay.js';
+import { tempDir } from '../helpers/env.js';
+
+const t = 1_700_000_000_123_456_789n;
+
+describe('replay', () => {
+  it('applies the last record before an unclean marker idempotently, and any other record strictly', async () => {
+    const dir = tempDir('replay');
+    const state = join(dir, 'state');
+    const onto = join(dir, 'onto');
+    mkdirSync(onto);
+    writeFileSync(join(onto, 'f'), 'x');
+    const { journal } = await Journal.open(state);
+    journal.append({ op: 'mount', t, vol: 'v', backing: '/b', mountpoint: '/m', generation: 1 });
+    journal.append({ op: 'removexattr', t, vol: 'v', path: '/f', name: 'user.never' }); // its removexattr failed; killed before the rollback
+    journal.append({ op: 'unclean', t, generation: 2 });
+    journal.append({ op: 'unlink', t, vol: 'v', path: '/gone' }); // a record that does not apply anywhere else is damage
+    await journal.close(true);
+    expect(() => replayJournal(state, onto, { toSeq: 3 })).not.toThrow();
+    expect(() => replayJournal(state, onto)).toThrow(/replay of record 4 \(unlink \/gone\)/);
+  });
+});
