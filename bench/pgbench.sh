@@ -388,6 +388,11 @@ samples = [s for s in samples if s.get("ok")]
 j = final["journal"]
 print(f"journal_records\t{j['records']}")
 print(f"journal_bytes\t{j['bytes']}")
+f = j.get("fsyncs")
+if f:  # since the mount: what each fsync waited for (src/group/backing-sync.ts)
+    print(f"fsyncs_journal_only\t{f['journalOnly']}")
+    print(f"fsyncs_with_backing\t{f['withBacking']}")
+    print(f"fsyncs_journal_only_share\t{f['journalOnly'] / max(1, f['journalOnly'] + f['withBacking']):.3f}")
 if samples:
     print(f"run_journal_records\t{j['records'] - samples[0]['journal']['records']}")
     print(f"run_journal_bytes\t{j['bytes'] - samples[0]['journal']['bytes']}")

@@ -169,7 +169,7 @@ export class VolumeOps {
     if (!this.backingSync) return () => {};
     const rel = under(CWD, path);
     const fh = fileHandle(AT_FDCWD, rel);
-    const isDir = this.isDir(rel);
+    const isDir = this.lstatOrUndefined(path)?.isDirectory() ?? false;
     return (seq) => this.backingSync!.nameChanged(fh, seq, isDir);
   }
 
@@ -308,20 +308,16 @@ export class VolumeOps {
     removexattr: (path, name, cb) => this.pathOp(cb, () => ({ op: 'removexattr', t: nowNs(), path, name })),
   });
 
-  private isDir(rel: string): boolean {
+  private lstatOrUndefined(path: string): ReturnType<typeof lstatSync> | undefined {
     try {
-      return lstatSync(fsPath(rel)).isDirectory();
+      return lstatSync(this.abs(path));
     } catch {
-      return false;
+      return undefined;
     }
   }
 
   private isSymlink(path: string): boolean {
-    try {
-      return lstatSync(this.abs(path)).isSymbolicLink();
-    } catch {
-      return false;
-    }
+    return this.lstatOrUndefined(path)?.isSymbolicLink() ?? false;
   }
 
   /** Closes every backing fd still open (the kernel releases them before unmount completes). */

@@ -140,8 +140,7 @@ export class Journal {
   /** the zero-filled file the next segment is made from, once ready (see prepareSpare) */
   private spare?: string;
   private preparingSpare = false;
-  private spareFailing = false;
-  /** the segment during which making a spare failed: not tried again before the next one */
+  /** the segment during which making a spare failed (-1: the last one succeeded); not tried again before the next */
   private spareFailedAt = -1;
   private closed = false;
   /** Records and bytes appended since open. */
@@ -350,15 +349,15 @@ export class Journal {
     prepareSpare(this.dir, this.segmentBytes).then(
       (path) => {
         this.preparingSpare = false;
-        this.spareFailing = false;
+        this.spareFailedAt = -1;
         if (this.closed) rmSync(path, { force: true });
         else this.spare = path;
       },
       (err) => {
         this.preparingSpare = false;
+        // once per run of failures
+        if (this.spareFailedAt === -1) this.log(`journal: cannot prepare the next segment (${(err as Error).message}); segments grow as they are written meanwhile`);
         this.spareFailedAt = w.segNo;
-        if (!this.spareFailing) this.log(`journal: cannot prepare the next segment (${(err as Error).message}); segments grow as they are written meanwhile`);
-        this.spareFailing = true;
       },
     );
   }
