@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
-import { killGroupDaemon, makeGroup, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
+import { killGroupDaemon, makeGroup, storeGoesReadOnly, mountInGroup, umountInGroup, umountTracked, type TestGroup } from '../helpers/group.js';
 import { diffTrees, snapshot } from '../helpers/tree.js';
 import { runWorkload } from '../helpers/workload.js';
 
@@ -162,9 +162,8 @@ describe('degraded mode', () => {
     // requests to the worker: 1 the epoch of vol0's base, 2 that of vol1 (fails: read-only store), 3 dies
     await mountInGroup(g, group, v0, { ...env, EPOCHFS_FAULT_SHIPPER_EXIT: '3', EPOCHFS_FAULT_SHIPPER_EXIT_WORKERS: '1' });
     await until('the first epoch', 30_000, async () => ((await status(group)) as unknown as { shipping: { lastEpoch: string | null } }).shipping.lastEpoch ?? undefined);
-    execFileSync('mount', ['--bind', g.store, g.store]);
+    await storeGoesReadOnly(g.store);
     mounted.push(g.store);
-    execFileSync('mount', ['-o', 'remount,bind,ro', g.store]);
     await mountInGroup(g, group, v1, env);
     writeFileSync(join(v1.mnt, 'f'), 'on vol1');
     await until('the failed epoch', 30_000, async () => ((await status(group)).shipping.worker.lastError?.message.match(/read-only/) ? true : undefined));
@@ -252,9 +251,8 @@ describe('degraded mode', () => {
     await mountInGroup(g, group, g.vols[0], env, ['--epoch-interval', '200ms', '--buffer-max', '4M']);
     const writer = steadyWriter(g.vols[0].mnt, { files: 8, fileBytes: 4 << 20, pauseMs: 40 });
     await new Promise((r) => setTimeout(r, 1000));
-    execFileSync('mount', ['--bind', g.store, g.store]);
+    await storeGoesReadOnly(g.store);
     mounted.push(g.store);
-    execFileSync('mount', ['-o', 'remount,bind,ro', g.store]);
     const outageEnd = Date.now() + 60_000;
     let maxLag = 0;
     let states = new Set<string>();

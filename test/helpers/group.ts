@@ -1,5 +1,6 @@
 // A test consistency group: a store, a state dir and volumes (backing dir and mount point each),
 // mounted through the real CLI; everything mounted is tracked so afterEach can unmount it.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochfs, epochfsOk } from './cli.js';
@@ -73,5 +74,26 @@ export async function killGroupDaemon(g: TestGroup): Promise<void> {
   process.kill(pid, 'SIGKILL');
   for (const t0 = Date.now(); isRunning(pid); await new Promise((r) => setTimeout(r, 5))) {
     if (Date.now() - t0 > 10_000) throw new Error(`daemon ${pid} did not die`);
+  }
+}
+
+/**
+ * Makes the store read-only to the shipper: a bind mount of it onto itself, remounted read-only.
+ * The remount fails with EBUSY while a file is open for writing through the new mount (a pack the
+ * shipper began right after the bind), so it is retried until the writer closes. Returns once the
+ * store is read-only; the caller unmounts `store` to end the outage.
+ */
+export async function storeGoesReadOnly(store: string): Promise<void> {
+  execFileSync('mount', ['--bind', store, store]);
+  for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 20))) {
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', store], { stdio: ['ignore', 'ignore', 'pipe'] });
+      return;
+    } catch (err) {
+      if (Date.now() - t0 > 10_000) {
+        execFileSync('umount', [store]);
+        throw err;
+      }
+    }
   }
 }
