@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
 
 interface SysBinding {
   utimensat(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number, noFollow: boolean): number;
@@ -68,10 +69,21 @@ export function timeSpecToNs(t: TimeSpec): bigint {
 }
 
 /** Throws a Node-style error for a negative result, so callers can treat both fs and sys alike. */
+function errnoName(negErrno: number): string {
+  try {
+    return getSystemErrorName(negErrno);
+  } catch {
+    return `E${-negErrno}`;
+  }
+}
+
 export function check<T>(result: T | number, what: string, path?: string): T {
   if (typeof result === 'number' && result < 0) {
-    const err = new Error(`${what}${path ? ` ${path}` : ''}: errno ${-result}`) as NodeJS.ErrnoException;
+    // with the code Node's own fs errors carry: callers match errors by it (apply.ts's redo)
+    const code = errnoName(result);
+    const err = new Error(`${what}${path ? ` ${path}` : ''}: ${code} (errno ${-result})`) as NodeJS.ErrnoException;
     err.errno = result;
+    err.code = code;
     err.syscall = what;
     if (path) err.path = path;
     throw err;
