@@ -75,6 +75,11 @@ export function journalVolumes(stateDir: string): string[] {
   return [...vols];
 }
 
+function firstSeqOf(stateDir: string): number | undefined {
+  for (const rec of readJournal(stateDir)) return rec.seq;
+  return undefined;
+}
+
 /** Replays one volume's records (`volume`, or the journal's only volume) onto `onto`. */
 export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: number; volume?: string } = {}): ReplayResult {
   let volume = opts.volume;
@@ -83,17 +88,17 @@ export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: nu
     if (vols.length > 1) throw new EpochfsError('EUSAGE', `the journal holds volumes ${vols.join(', ')}: choose one with --volume`);
     volume = vols[0];
   }
+  // also when no record up to toSeq is left: an empty replay would look like a tree nothing changed
+  const firstSeq = firstSeqOf(stateDir);
+  if (firstSeq !== undefined && firstSeq !== 1) {
+    throw new EpochfsError('EREPLAY', `the journal starts at record ${firstSeq}: earlier records were shipped to the store and trimmed; restore an epoch instead`);
+  }
   const replayer = new TreeReplayer(resolve(onto));
   let applied = 0;
   let lastSeq = 0;
-  let first = true;
   try {
     withZeroUmask(() => {
       for (const [rec, redo] of withRedone(readJournal(stateDir, { toSeq: opts.toSeq }))) {
-        if (first && rec.seq !== 1) {
-          throw new EpochfsError('EREPLAY', `the journal starts at record ${rec.seq}: earlier records were shipped to the store and trimmed; restore an epoch instead`);
-        }
-        first = false;
         lastSeq = rec.seq;
         if (rec.vol !== undefined && rec.vol !== volume) continue;
         replayer.apply(rec, redo);
