@@ -1,7 +1,7 @@
 # epochfs: `make demo` sets up and runs the main job, `make test` sets up and runs the tests.
 # Both run on a fresh Debian 12 machine as root; setup installs what is missing and is idempotent.
 SHELL := /bin/bash
-DEBS := fuse3 libfuse-dev pkg-config build-essential python3 bindfs fio attr acl psmisc postgresql restic
+DEBS := fuse3 libfuse-dev zlib1g-dev pkg-config build-essential python3 bindfs fio attr acl psmisc postgresql restic
 PREFIX ?= /usr/local
 
 .PHONY: setup deps build install test demo bench clean

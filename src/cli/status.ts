@@ -14,7 +14,7 @@ interface GroupStatus {
   volumes: { name: string; mountpoint: string; backing: string }[];
   mode: ModeStatus | null;
   buffer: { used: number; max: number } | null;
-  journal: { lastSeq: number; durableSeq: number; records: number; bytes: number; backingSyncedSeq?: number; fsyncs?: { journalOnly: number; withBacking: number } } | null;
+  journal: { lastSeq: number; durableSeq: number; records: number; bytes: number; writesInC?: { served: number; handedToJs: number }; backingSyncedSeq?: number; fsyncs?: { journalOnly: number; withBacking: number } } | null;
   shipping: {
     lastEpoch: string | null;
     shippedSeq: number;
@@ -43,7 +43,10 @@ function print(s: GroupStatus): void {
     if (r) out.push(`  last resync: ${r.at}, ${r.rounds} rounds, ${r.paths} paths, ${mib(r.bytes)} copied, mutations held ${r.pauseMs.toFixed(1)} ms`);
   }
   if (s.buffer) out.push(`  buffer: ${mib(s.buffer.used)} of ${mib(s.buffer.max)} (${((100 * s.buffer.used) / s.buffer.max).toFixed(1)} %)`);
-  if (s.journal) out.push(`  journal: seq ${s.journal.lastSeq} (durable ${s.journal.durableSeq}), ${s.journal.records} records / ${s.journal.bytes} bytes since start`);
+  if (s.journal) {
+    const inC = s.journal.writesInC ? `; writes served in C ${s.journal.writesInC.served}, handed to JS ${s.journal.writesInC.handedToJs}` : '';
+    out.push(`  journal: seq ${s.journal.lastSeq} (durable ${s.journal.durableSeq}), ${s.journal.records} records / ${s.journal.bytes} bytes since start${inC}`);
+  }
   if (s.journal?.fsyncs) {
     const f = s.journal.fsyncs;
     out.push(`  fsyncs: ${f.journalOnly} by the journal alone, ${f.withBacking} also by the backing file; backing dirs synced to seq ${s.journal.backingSyncedSeq}`);

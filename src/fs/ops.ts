@@ -19,6 +19,8 @@ import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
 import { fsPath } from '../native/names.js';
+import { serveWritesInC, stopServingWritesInC } from '../native/fastwrite.js';
+import type { Journal } from '../journal/journal.js';
 
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
 /** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
@@ -49,11 +51,13 @@ let heldOps: (() => void)[] | undefined;
  * returned function is called (reads, answered in C on the FUSE threads, go on). A resync's last
  * round holds them while it copies what is left (src/group/resync.ts): the live volumes stand still.
  */
-export function holdMutations(): () => void {
+export function holdMutations(journal?: Journal): () => void {
   heldOps ??= [];
+  journal?.holdWritesInC(true); // writes served in C come here instead, and wait with the rest
   return () => {
     const queued = heldOps ?? [];
     heldOps = undefined;
+    journal?.holdWritesInC(false);
     // in arrival order, every one of them: an operation that throws must not leave later ones unanswered
     let failure: unknown;
     for (const run of queued) {
@@ -184,7 +188,10 @@ export class VolumeOps {
     open: (path, flags, cb) => {
       try {
         const fd = openSync(this.abs(path), flags & ~STRIPPED_FLAGS);
-        this.files.set(fd, { sync: (flags & SYNC_FLAGS) !== 0, fh: fileHandle(fd) });
+        const file = { sync: (flags & SYNC_FLAGS) !== 0, fh: fileHandle(fd) };
+        this.files.set(fd, file);
+        // an O_SYNC write waits for the journal before its reply: JS does that
+        if (this.mode && !file.sync) serveWritesInC(fd, file.fh);
         cb(0, fd);
       } catch (err) {
         cb(fuseErrno(err));
@@ -203,6 +210,7 @@ export class VolumeOps {
           if (seq < 0) return seq;
           const fh = fileHandle(fd);
           this.files.set(fd, { sync: false, fh });
+          if (this.mode) serveWritesInC(fd, fh);
           this.backingSync?.nameChanged(fh, seq);
           return seq;
         },
@@ -212,17 +220,22 @@ export class VolumeOps {
     write: (path, fd, buf, len, pos, cb) => {
       let seq: number;
       let written = 0;
+      let attempted = false;
       try {
         const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len), fh: this.files.get(fd)?.fh } as const;
         seq = this.mutate(rec, () => {
+          attempted = true;
           written = writeAt(fd, rec);
           if (written !== len) throw new ShortWrite();
           stampTimes(CWD, rec, fd);
         });
-        // A short write (a full backing disk) took effect in part: journal the part that did.
-        if (seq < 0 && written > 0) {
+        // A write cut short (a full backing disk) took effect in part: journal the part that did.
+        // None may have, and yet the attempt changed the mtime (the kernel sets it before it
+        // copies): a record of no bytes sets it to its t here and in replay alike (as fastwrite.c).
+        if (seq < 0 && attempted && written < len) {
           const part = { ...rec, data: rec.data.subarray(0, written) };
-          seq = this.mutate(part, () => stampTimes(CWD, part, fd));
+          const partSeq = this.mutate(part, () => stampTimes(CWD, part, fd));
+          if (written > 0) seq = partSeq;
         }
       } catch (err) {
         seq = fuseErrno(err);
@@ -233,6 +246,7 @@ export class VolumeOps {
     },
 
     release: (_path, fd, cb) => {
+      stopServingWritesInC(fd);
       this.files.delete(fd);
       try {
         closeSync(fd);
@@ -323,6 +337,7 @@ export class VolumeOps {
   /** Closes every backing fd still open (the kernel releases them before unmount completes). */
   closeAll(): void {
     for (const fd of this.files.keys()) {
+      stopServingWritesInC(fd);
       try {
         closeSync(fd);
       } catch {

@@ -138,6 +138,8 @@ export class Volume {
       maxWrite: MAX_WRITE,
       useIno: true,
       passthroughRoot: opts.backing,
+      fastJournal: opts.mode && opts.journal ? opts.journal.fast.buffer : undefined,
+      fastVol: opts.name,
       onExit,
     });
     return new Promise((res, rej) => this.fuse!.mount((err) => (err ? rej(new EpochfsError('EDAEMON', `mount failed: ${err.message}`)) : res())));

@@ -97,6 +97,13 @@ export class BackupMode {
       this.degrade(`the local buffer is full (${this.bufferUsed()} of ${this.bufferMax} bytes not shipped)`);
       return undefined;
     }
+    if (this.journal.writesInCBroken) {
+      this.degrade('a write took effect but could not be journaled (the state disk failed)', { full: true, freeReserve: true });
+      return undefined;
+    }
+    // C may journal writes (native/fastwrite.c) until the buffer's room is used up; the write that
+    // would pass it comes here and degrades the group as above.
+    this.journal.armWritesInC(limit - this.bufferUsed());
     try {
       return this.journal.begin(rec);
     } catch (err) {
@@ -111,15 +118,17 @@ export class BackupMode {
    * record's seq, or 0 when it was not journaled.
    */
   record(vol: string, backing: string, rec: NewRecord, apply: () => void): number {
-    const pending = this.begin(rec);
-    try {
-      apply();
-    } catch (err) {
-      if (pending) this.journal.rollback(pending);
-      throw err;
-    }
-    if (!pending) this.setOf(vol, backing).note(rec);
-    return pending?.seq ?? 0;
+    return this.journal.exclusive(() => {
+      const pending = this.begin(rec);
+      try {
+        apply();
+      } catch (err) {
+        if (pending) this.journal.rollback(pending);
+        throw err;
+      }
+      if (!pending) this.setOf(vol, backing).note(rec);
+      return pending?.seq ?? 0;
+    });
   }
 
   private setOf(vol: string, backing: string): DirtySet {
@@ -164,6 +173,7 @@ export class BackupMode {
   degrade(reason: string, opts: { full?: boolean; freeReserve?: boolean } = {}): void {
     if (opts.full) this.requireFull();
     if (this.state !== 'normal') return;
+    this.journal.disarmWritesInC(); // no write is served in C from here: lastJournaled is the last one journaled
     this.state = 'degraded';
     this.lastJournaled = this.journal.lastSeq;
     this.backingSync?.allowFrom(Infinity);

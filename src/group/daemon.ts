@@ -177,7 +177,7 @@ export class GroupDaemon {
       trimTo: () => this.backingSync?.synced ?? Infinity,
     });
     this.scheduler.start(opts.epochIntervalMs);
-    const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold: holdMutations, log: opts.log });
+    const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold: () => holdMutations(journal), log: opts.log });
     this.resyncTimer = setInterval(() => void resyncer.tick().catch((err) => opts.log(`resync: ${err.message}`)), 1000);
     this.resyncTimer.unref();
   }
@@ -405,7 +405,7 @@ export class GroupDaemon {
       mode: this.mode?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
-        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes,
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
         backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync?.fsyncs ?? null,
       } : null,

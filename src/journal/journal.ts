@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { Level } from 'level';
 import { EpochfsError, JournalCorruptError } from '../util/errors.js';
+import { FastWriteState } from '../native/fastwrite.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
 import { SEGMENT_HEADER, SPARE_NAME, SegmentWriter, parseSegmentName, prepareSpare, scanSegment, segmentPath, segmentTail, zeroHeader } from './segment.js';
 
@@ -118,7 +119,13 @@ async function openIndex(dir: string): Promise<Level<string, string>> {
 }
 
 export class Journal {
-  private nextSeq: number;
+  /**
+   * The append state, shared with the writes served in C (src/native/fastwrite.ts): the next seq,
+   * the counters and the current segment's fd and end. Every append holds its lock (exclusive).
+   */
+  readonly fast = new FastWriteState();
+  /** exclusive() calls in progress on this thread (the lock is taken by the outermost) */
+  private exclusiveDepth = 0;
   private durableSeq: number;
   private syncing = false;
   private waiters: Waiter[] = [];
@@ -143,9 +150,6 @@ export class Journal {
   /** the segment during which making a spare failed (-1: the last one succeeded); not tried again before the next */
   private spareFailedAt = -1;
   private closed = false;
-  /** Records and bytes appended since open. */
-  appendedRecords = 0;
-  appendedBytes = 0;
   /** Bytes the segments held at open (not shipped yet, as far as this journal knows). */
   bytesAtOpen = 0;
   onSyncFailure: (err: Error) => void = () => {};
@@ -164,6 +168,82 @@ export class Journal {
     this.dirChanged = dirChanged;
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
+    this.fast.set('budget', Infinity);
+    this.publishWriter();
+  }
+
+  private get nextSeq(): number {
+    return this.fast.get('nextSeq');
+  }
+
+  private set nextSeq(seq: number) {
+    this.fast.set('nextSeq', seq);
+  }
+
+  /** Records and bytes appended since open (in JS and in C). */
+  get appendedRecords(): number {
+    return this.fast.get('records');
+  }
+
+  get appendedBytes(): number {
+    return this.fast.get('bytes');
+  }
+
+  /** Writes journaled in C since open, and those C handed to JS. */
+  get writesInC(): { served: number; handedToJs: number } {
+    return { served: this.fast.get('writes'), handedToJs: this.fast.get('fallbacks') };
+  }
+
+  /**
+   * Runs `fn` with the journal's append lock held: no write is served in C meanwhile, so an
+   * operation journaled and applied in `fn` takes effect in the order of its record. Reentrant.
+   */
+  exclusive<T>(fn: () => T): T {
+    if (this.exclusiveDepth++ === 0) {
+      this.fast.lock();
+      this.writer.offset = this.fast.get('offset'); // C appended up to here
+    }
+    try {
+      return fn();
+    } finally {
+      if (--this.exclusiveDepth === 0) {
+        this.publishWriter();
+        this.fast.unlock();
+      }
+    }
+  }
+
+  /** Where C appends: the current segment, its end, and how far a record may reach in it. */
+  private publishWriter(): void {
+    const f = this.fast;
+    f.set('fd', this.writer.fd);
+    f.set('offset', this.writer.offset);
+    f.set('preallocated', this.writer.preallocated ? 1 : 0);
+    // Past half a segment, the next JS append starts the spare (maybePrepareSpare); C stops there until it has.
+    const spareUnderWay = this.spare !== undefined || this.preparingSpare || this.spareFailedAt === this.writer.segNo;
+    f.set('limit', spareUnderWay ? this.segmentBytes : Math.max(this.segmentBytes / 2, this.writer.offset));
+  }
+
+  /** Lets C journal writes while the bytes appended stay within `bytes` more (the buffer's room). */
+  armWritesInC(bytes: number): void {
+    if (this.closed) return;
+    this.fast.set('budget', this.appendedBytes + Math.max(0, bytes));
+    this.fast.set('armed', 1);
+  }
+
+  /** From now on every write goes to JS (degraded, closing). */
+  disarmWritesInC(): void {
+    this.exclusive(() => this.fast.set('armed', 0));
+  }
+
+  /** While held (a resync's last round), no write takes effect in C; they wait in JS with the rest. */
+  holdWritesInC(held: boolean): void {
+    this.exclusive(() => this.fast.set('held', held ? 1 : 0));
+  }
+
+  /** A write in C took effect but could not be journaled: the journal lacks it. */
+  get writesInCBroken(): boolean {
+    return this.fast.get('broken') !== 0;
   }
 
   static async open(stateDir: string, opts: JournalOpenOptions = {}): Promise<JournalOpenResult> {
@@ -284,6 +364,10 @@ export class Journal {
    * does both in one synchronous turn), so the journal holds exactly the operations that took effect.
    */
   begin(rec: NewRecord): Pending {
+    return this.exclusive(() => this.beginLocked(rec));
+  }
+
+  private beginLocked(rec: NewRecord): Pending {
     const seq = this.nextSeq;
     const parts = encodeRecord(seq, rec);
     const length = frameLength(parts);
@@ -291,18 +375,20 @@ export class Journal {
     if (this.writer.offset + length > this.segmentBytes && this.writer.offset > 64) this.rotate(seq);
     const at = this.writer.append(parts, length);
     this.nextSeq = seq + 1;
-    this.appendedRecords++;
-    this.appendedBytes += length;
+    this.fast.set('records', this.appendedRecords + 1);
+    this.fast.set('bytes', this.appendedBytes + length);
     return { seq, at, writer: this.writer };
   }
 
   rollback(p: Pending): void {
-    if (p.seq !== this.nextSeq - 1 || p.writer !== this.writer) {
-      throw new JournalCorruptError(`rollback of record ${p.seq} after later records`);
-    }
-    p.writer.voidAt(p.at);
-    this.nextSeq = p.seq;
-    this.appendedRecords--;
+    this.exclusive(() => {
+      if (p.seq !== this.nextSeq - 1 || p.writer !== this.writer) {
+        throw new JournalCorruptError(`rollback of record ${p.seq} after later records`);
+      }
+      p.writer.voidAt(p.at);
+      this.nextSeq = p.seq;
+      this.fast.set('records', this.appendedRecords - 1);
+    });
   }
 
   /** Appends a record that needs no apply step (markers). */
@@ -428,6 +514,7 @@ export class Journal {
    * as possibly ahead of the journal (see "Crashes and recovery").
    */
   async close(clean: boolean): Promise<void> {
+    this.disarmWritesInC();
     this.closed = true;
     const durable = await this.durable().then(() => true, () => false);
     await Promise.all(this.indexWrites);

@@ -50,6 +50,9 @@ export interface FuseOptions {
   onExit?: () => void;
   /** Serve read-only operations on the FUSE threads straight from this directory. */
   passthroughRoot?: string;
+  /** Serve writes on the FUSE threads, journaled into this journal state (src/native/fastwrite.ts) as volume fastVol. */
+  fastJournal?: ArrayBuffer;
+  fastVol?: string;
 }
 
 export interface FuseInstance {

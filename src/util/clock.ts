@@ -10,3 +10,8 @@ export function nowNs(): bigint {
   last = t;
   return t;
 }
+
+/** The anchors of nowNs, for the writes served in C (native/fastwrite.c keeps the same clock). */
+export function clockAnchors(): { wall: bigint; mono: bigint } {
+  return { wall: anchorWall, mono: anchorMono };
+}

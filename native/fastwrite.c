@@ -1,0 +1,290 @@
+// epochfs: WRITE journaled and applied in C on the FUSE threads, without the hop to the JS thread
+// (docs/ARCHITECTURE.md, "Writes in C"). Compiled into the patched fuse-native binding.
+//
+// The group journal's append state (next seq, segment fd and offset, counters) lives in a struct
+// that JS allocated as an ArrayBuffer and reads as a Float64Array. One mutex in it orders every
+// append: a write here holds it from its journal record through the backing pwrite, and JS holds
+// it from a record's begin through its apply (Journal.exclusive). So the journal order is still the
+// order in which operations took effect, and a barrier JS appends is an exact cut.
+//
+// A write is left to JS (FASTWRITE_FALLBACK, nothing done) whenever the simple case does not hold:
+// JS has not armed the journal (degraded, held by a resync, closed), the fd is not registered (an
+// O_SYNC file), the path or volume name would need JSON escaping, the record would pass the
+// segment's limit (JS rotates; it also prepares the spare segment) or the byte budget (JS checks
+// --buffer-max), or the journal write itself failed (JS degrades the group). The record is
+// byte-for-byte the frame src/journal/record.ts writes for a write (format 2).
+#include "fastwrite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+// Fields JS reads and sets (as doubles: exact up to 2^53), by the names fastwrite_fields exports.
+#define FW_FIELDS(X) \
+  X(nextSeq) X(offset) X(limit) X(budget) X(records) X(bytes) X(fd) X(preallocated) \
+  X(armed) X(held) X(broken) X(writes) X(fallbacks)
+#define FW_ENUM(name) FW_##name,
+enum { FW_FIELDS(FW_ENUM) FW_NFIELDS };
+// The operation clock (src/util/clock.ts): JS's anchors, and the last time given to a record here.
+enum { FW_ANCHOR_WALL, FW_ANCHOR_MONO, FW_LAST_T, FW_NCLOCK };
+
+struct fw_journal {
+  double f[FW_NFIELDS];
+  uint64_t clock[FW_NCLOCK];
+  pthread_mutex_t mu;
+};
+
+#define FRAME_HEADER 8 // u32 body length, u32 crc32 of the body
+#define BODY_FIXED 13  // u64 seq, u8 opcode, u32 meta length
+#define OP_WRITE 0
+#define META_MAX (PATH_MAX + 512)
+#define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
+
+// Registered backing fds (fd -> its file handle in hex, "" when it has none); higher fds go to JS.
+#define FW_FDS 65536
+static char *fd_handles[FW_FDS];
+static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int handle_of(int fd, char *out) {
+  if (fd < 0 || fd >= FW_FDS) return 0;
+  pthread_mutex_lock(&fd_mu);
+  int known = fd_handles[fd] != NULL;
+  if (known) strcpy(out, fd_handles[fd]);
+  pthread_mutex_unlock(&fd_mu);
+  return known;
+}
+
+// Text JSON.stringify leaves as it is (so it can go into the meta between quotes unchanged).
+static int plain_json(const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char) *s;
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return 0;
+  }
+  return 1;
+}
+
+static uint64_t now_ns(fw_journal *j) {
+  struct timespec m;
+  clock_gettime(CLOCK_MONOTONIC, &m); // process.hrtime's clock (libuv's uv_hrtime)
+  uint64_t t = j->clock[FW_ANCHOR_WALL] + ((uint64_t) m.tv_sec * 1000000000u + m.tv_nsec - j->clock[FW_ANCHOR_MONO]);
+  if (t <= j->clock[FW_LAST_T]) t = j->clock[FW_LAST_T] + 1;
+  j->clock[FW_LAST_T] = t;
+  return t;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char) (v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char) (v >> (8 * i));
+}
+
+static const unsigned char zeros[65536];
+
+// Drops `written` bytes appended at `at` as Journal.rollback does: zeros over them in a
+// preallocated segment (zeros end a segment), else the file ends at `at` again.
+static void void_at(fw_journal *j, off_t at, size_t written) {
+  int fd = (int) j->f[FW_fd];
+  if (j->f[FW_preallocated] == 0) {
+    if (ftruncate(fd, at) != 0) j->f[FW_broken] = 1;
+    return;
+  }
+  for (size_t done = 0; done < written;) {
+    size_t n = written - done < sizeof(zeros) ? written - done : sizeof(zeros);
+    ssize_t w = pwrite(fd, zeros, n, at + done);
+    if (w <= 0) { j->f[FW_broken] = 1; return; }
+    done += w;
+  }
+}
+
+// Appends the frame of a write record at the journal's offset; its length, or 0 if it could not be
+// written whole (what was written is voided again).
+static size_t append_record(fw_journal *j, uint64_t seq, const char *meta, size_t meta_len, const char *data, size_t len) {
+  unsigned char fixed[FRAME_HEADER + BODY_FIXED];
+  put_u64(fixed + FRAME_HEADER, seq);
+  fixed[FRAME_HEADER + 8] = OP_WRITE;
+  put_u32(fixed + FRAME_HEADER + 9, (uint32_t) meta_len);
+  uLong crc = crc32(0L, fixed + FRAME_HEADER, BODY_FIXED);
+  crc = crc32(crc, (const Bytef *) meta, (uInt) meta_len);
+  crc = crc32(crc, (const Bytef *) data, (uInt) len);
+  put_u32(fixed, (uint32_t) (BODY_FIXED + meta_len + len));
+  put_u32(fixed + 4, (uint32_t) crc);
+  struct iovec iov[3] = { { fixed, sizeof(fixed) }, { (void *) meta, meta_len }, { (void *) data, len } };
+  size_t frame = sizeof(fixed) + meta_len + len;
+  off_t at = (off_t) j->f[FW_offset];
+  ssize_t n = pwritev((int) j->f[FW_fd], iov, 3, at);
+  if (n == (ssize_t) frame) return frame;
+  if (n > 0) void_at(j, at, n);
+  return 0;
+}
+
+// The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
+static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd) {
+  if (j->f[FW_armed] == 0 || j->f[FW_held] != 0 || j->f[FW_broken] != 0) return FASTWRITE_FALLBACK;
+  uint64_t t = now_ns(j);
+  char meta[META_MAX];
+  int meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"offset\":%" PRId64 "%s%s%s,\"vol\":\"%s\"}",
+                          t, path, (int64_t) offset, fh[0] ? ",\"fh\":\"" : "", fh, fh[0] ? "\"" : "", vol);
+  if (meta_len < 0 || meta_len >= (int) sizeof(meta)) return FASTWRITE_FALLBACK;
+  size_t frame = FRAME_HEADER + BODY_FIXED + meta_len + len;
+  if (j->f[FW_offset] + frame > j->f[FW_limit] || j->f[FW_bytes] + frame > j->f[FW_budget]) return FASTWRITE_FALLBACK;
+
+  uint64_t seq = (uint64_t) j->f[FW_nextSeq];
+  off_t at = (off_t) j->f[FW_offset];
+  if (append_record(j, seq, meta, meta_len, buf, len) == 0) return FASTWRITE_FALLBACK; // JS meets the same failure and degrades
+  ssize_t n = pwrite(fd, buf, len, offset);
+  int err = n < 0 ? errno : ENOSPC; // nothing written and no error: a full disk, as JS's ShortWrite
+  size_t took = n < 0 ? 0 : (size_t) n;
+  if (took < len) {
+    // Journal the part that took effect (a full backing disk). None may have, and yet the attempt
+    // changed the mtime (the kernel sets it before it copies): the record of no bytes sets it to t
+    // here and in replay alike. Its frame is shorter than the one voided, so the space is there.
+    void_at(j, at, frame);
+    frame = append_record(j, seq, meta, meta_len, buf, took);
+    if (frame == 0) j->f[FW_broken] = 1; // in effect but not journaled: JS degrades the group (BackupMode.begin)
+  }
+  struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t) (t / 1000000000u), (long) (t % 1000000000u) } };
+  if (frame > 0 && futimens(fd, times) != 0) {
+    int e = errno;
+    void_at(j, at, frame);
+    return -e;
+  }
+  if (frame > 0) {
+    j->f[FW_nextSeq] = (double) (seq + 1);
+    j->f[FW_offset] = (double) (at + frame);
+    j->f[FW_records]++;
+    j->f[FW_bytes] += (double) frame;
+    j->f[FW_writes]++;
+  }
+  return took == 0 && len > 0 ? -err : (int) took;
+}
+
+int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd) {
+  char fh[FH_MAX];
+  if (j == NULL || len > (1u << 24) || !handle_of(fd, fh)) return FASTWRITE_FALLBACK;
+  if (!plain_json(path) || !plain_json(vol)) return FASTWRITE_FALLBACK;
+  pthread_mutex_lock(&j->mu);
+  int r = locked_write(j, vol, path, fh, buf, len, offset, fd);
+  if (r == FASTWRITE_FALLBACK) j->f[FW_fallbacks]++;
+  pthread_mutex_unlock(&j->mu);
+  return r;
+}
+
+fw_journal *fastwrite_journal_of(napi_env env, napi_value ab) {
+  bool is_ab = false;
+  if (napi_is_arraybuffer(env, ab, &is_ab) != napi_ok || !is_ab) return NULL;
+  void *data;
+  size_t size;
+  if (napi_get_arraybuffer_info(env, ab, &data, &size) != napi_ok || size != sizeof(fw_journal)) return NULL;
+  return (fw_journal *) data;
+}
+
+// --- N-API: what src/native/fastwrite.ts calls
+
+static napi_value arg_journal(napi_env env, napi_callback_info info, fw_journal **j) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  *j = argc < 1 ? NULL : fastwrite_journal_of(env, argv[0]);
+  if (*j == NULL) napi_throw_type_error(env, NULL, "not a fastwrite journal");
+  return NULL;
+}
+
+// fastwrite_journal(): a new ArrayBuffer holding a zeroed journal state and its mutex (V8 never
+// moves an ArrayBuffer's memory, so the FUSE threads may keep its address).
+static napi_value fw_new(napi_env env, napi_callback_info info) {
+  void *data;
+  napi_value ab;
+  if (napi_create_arraybuffer(env, sizeof(fw_journal), &data, &ab) != napi_ok) return NULL;
+  fw_journal *j = (fw_journal *) data;
+  memset(j, 0, sizeof(*j));
+  pthread_mutex_init(&j->mu, NULL);
+  return ab;
+}
+
+static napi_value fw_lock(napi_env env, napi_callback_info info) {
+  fw_journal *j;
+  arg_journal(env, info, &j);
+  if (j) pthread_mutex_lock(&j->mu);
+  return NULL;
+}
+
+static napi_value fw_unlock(napi_env env, napi_callback_info info) {
+  fw_journal *j;
+  arg_journal(env, info, &j);
+  if (j) pthread_mutex_unlock(&j->mu);
+  return NULL;
+}
+
+// fastwrite_fd(fd, handle): writes to backing fd `fd` may be served here, journaled with `handle`
+// (hex, "" for none); fastwrite_fd(fd, null): no longer (before the fd is closed).
+static napi_value fw_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fastwrite_fd(fd, handle)");
+    return NULL;
+  }
+  if (fd < 0 || fd >= FW_FDS) return NULL;
+  char *handle = NULL;
+  napi_valuetype type;
+  napi_typeof(env, argv[1], &type);
+  if (type == napi_string) {
+    char hex[FH_MAX];
+    size_t n;
+    napi_get_value_string_utf8(env, argv[1], hex, sizeof(hex), &n);
+    if (n >= sizeof(hex) - 1 || !plain_json(hex)) return NULL; // not a handle: JS serves this fd
+    handle = strdup(hex);
+  }
+  pthread_mutex_lock(&fd_mu);
+  char *old = fd_handles[fd];
+  fd_handles[fd] = handle;
+  pthread_mutex_unlock(&fd_mu);
+  free(old);
+  return NULL;
+}
+
+#define FW_NAME(name) #name,
+static const char *field_names[] = { FW_FIELDS(FW_NAME) };
+
+// fastwrite_fields: { fields: { nextSeq: 0, ... }, clockOffset, size }
+static napi_value fw_fields(napi_env env) {
+  napi_value out, fields, v;
+  napi_create_object(env, &out);
+  napi_create_object(env, &fields);
+  for (int i = 0; i < FW_NFIELDS; i++) {
+    napi_create_int32(env, i, &v);
+    napi_set_named_property(env, fields, field_names[i], v);
+  }
+  napi_set_named_property(env, out, "fields", fields);
+  napi_create_uint32(env, (uint32_t) offsetof(fw_journal, clock), &v);
+  napi_set_named_property(env, out, "clockOffset", v);
+  napi_create_uint32(env, (uint32_t) sizeof(fw_journal), &v);
+  napi_set_named_property(env, out, "size", v);
+  return out;
+}
+
+void fastwrite_exports(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "fastwrite_journal", NAPI_AUTO_LENGTH, fw_new, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_journal", fn);
+  napi_create_function(env, "fastwrite_lock", NAPI_AUTO_LENGTH, fw_lock, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_lock", fn);
+  napi_create_function(env, "fastwrite_unlock", NAPI_AUTO_LENGTH, fw_unlock, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_unlock", fn);
+  napi_create_function(env, "fastwrite_fd", NAPI_AUTO_LENGTH, fw_fd, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_fd", fn);
+  napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));
+}

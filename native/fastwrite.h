@@ -1,0 +1,26 @@
+// epochfs: WRITE journaled and applied in C on the FUSE threads (native/fastwrite.c), compiled into
+// the patched fuse-native binding. See docs/ARCHITECTURE.md, "Writes in C".
+#ifndef EPOCHFS_FASTWRITE_H
+#define EPOCHFS_FASTWRITE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <node_api.h>
+
+// fastwrite's answer when it did nothing and the request goes to the JS handler
+#define FASTWRITE_FALLBACK INT_MIN
+
+typedef struct fw_journal fw_journal;
+
+// The group journal shared with JS, from the ArrayBuffer fastwrite_journal made (NULL if it is not one).
+fw_journal *fastwrite_journal_of(napi_env env, napi_value ab);
+
+// Journals and applies one write of volume `vol` to backing fd `fd`: the bytes written or -errno,
+// or FASTWRITE_FALLBACK when it must be handled in JS (nothing was written then).
+int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd);
+
+// Adds fastwrite_journal, fastwrite_lock, fastwrite_unlock, fastwrite_fd, fastwrite_fields to exports.
+void fastwrite_exports(napi_env env, napi_value exports);
+
+#endif

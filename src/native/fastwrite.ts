@@ -1,0 +1,64 @@
+// The group journal's append state, shared with the writes served in C on the FUSE threads
+// (native/fastwrite.c, compiled into the patched binding; docs/ARCHITECTURE.md, "Writes in C").
+// It lives in an ArrayBuffer the binding made, with the mutex that orders every append in it.
+import { createRequire } from 'node:module';
+import { clockAnchors } from '../util/clock.js';
+
+export type FastField =
+  | 'nextSeq' | 'offset' | 'limit' | 'budget' | 'records' | 'bytes' | 'fd' | 'preallocated'
+  | 'armed' | 'held' | 'broken' | 'writes' | 'fallbacks';
+
+interface FastWriteBinding {
+  journal(): ArrayBuffer;
+  lock(state: ArrayBuffer): void;
+  unlock(state: ArrayBuffer): void;
+  fd(fd: number, handle: string | null): void;
+  layout: { fields: { [f in FastField]: number }; clockOffset: number; size: number };
+}
+
+let loaded: FastWriteBinding | undefined;
+/** Loaded on first use: what only reads a journal (the shipper's worker, the CLI) never loads libfuse. */
+function binding(): FastWriteBinding {
+  return (loaded ??= (createRequire(import.meta.url)('fuse-native') as { fastwrite: FastWriteBinding }).fastwrite);
+}
+
+export class FastWriteState {
+  /** what a mount passes to the binding (FuseOptions.fastJournal) */
+  readonly buffer = binding().journal();
+  private readonly index = binding().layout.fields;
+  private readonly fields = new Float64Array(this.buffer, 0, Object.keys(this.index).length);
+
+  constructor() {
+    const clock = new BigUint64Array(this.buffer, binding().layout.clockOffset, 2);
+    const { wall, mono } = clockAnchors();
+    clock[0] = wall;
+    clock[1] = mono;
+  }
+
+  get(field: FastField): number {
+    return this.fields[this.index[field]];
+  }
+
+  set(field: FastField, value: number): void {
+    this.fields[this.index[field]] = value;
+  }
+
+  /** Blocks until no write is being served in C (each holds it for page-cache syscalls only). */
+  lock(): void {
+    binding().lock(this.buffer);
+  }
+
+  unlock(): void {
+    binding().unlock(this.buffer);
+  }
+}
+
+/** Writes through backing fd `fd` may be served in C, journaled with file handle `handle`. */
+export function serveWritesInC(fd: number, handle: string | undefined): void {
+  binding().fd(fd, handle ?? '');
+}
+
+/** Writes through `fd` go to JS again (before it is closed: its number may be reused). */
+export function stopServingWritesInC(fd: number): void {
+  binding().fd(fd, null);
+}

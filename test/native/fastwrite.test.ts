@@ -1,0 +1,96 @@
+// Writes served in C on the FUSE threads (native/fastwrite.c, src/native/fastwrite.ts): the journal
+// order is still the order in which operations took effect, also when writers race on the same
+// blocks and JS serves other operations (truncate, O_DSYNC writes, names that need escaping) on the
+// same files meanwhile; a barrier is an exact cut; a write cut short by a full backing disk is
+// journaled as it took effect.
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
+import { ROOT, epochfs, epochfsOk } from '../helpers/cli.js';
+import { TEST_ENV, tempDir } from '../helpers/env.js';
+import { diffTrees, snapshot } from '../helpers/tree.js';
+
+const PASS = 'fastwrite-test';
+process.env.EPOCHFS_PASSPHRASE = PASS; // for the helpers' own epochfs calls (mount)
+const env = { ...TEST_ENV, EPOCHFS_PASSPHRASE: PASS };
+const WRITER = join(ROOT, 'test', 'helpers', 'racing-writer.mjs');
+
+let vol: TestVolume | undefined;
+let tmpfs: string | undefined;
+afterEach(async () => {
+  await dispose(vol);
+  vol = undefined;
+  if (tmpfs) execFileSync('umount', ['-l', tmpfs]);
+  tmpfs = undefined;
+});
+
+/** Three writers per file, racing on its 16 blocks (one of them O_DSYNC when `sync`). */
+function raceOn(files: string[], writes: number, sync: string[] = []): Promise<void> {
+  const runs: Promise<void>[] = [];
+  files.forEach((file, f) => {
+    for (let w = 0; w < 3; w++) {
+      const args = [WRITER, file, String(1 + w + 3 * f), String(writes), String(1000 * f + w)];
+      if (w === 0 && sync.includes(file)) args.push('sync');
+      runs.push(new Promise((res, rej) => execFile(process.execPath, args, (err, _out, stderr) => (err ? rej(new Error(`${file}: ${stderr}`)) : res()))));
+    }
+  });
+  return Promise.all(runs).then(() => undefined);
+}
+
+async function writesInC(mnt: string): Promise<{ served: number; handedToJs: number }> {
+  const groups = (await epochfsOk(['status', '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
+  const group = groups.find((g) => g.volumes.some((v: { mountpoint: string }) => v.mountpoint === mnt));
+  return group.journal.writesInC;
+}
+
+describe('writes served in C', () => {
+  it('journals racing writes in the order they took effect, with JS operations on the same files', async () => {
+    vol = makeVolume('fastwrite-order');
+    await vol.mount();
+    const files = ['plain', 'with "quote" and \\', 'grüße', 'synced'].map((n) => join(vol!.mnt, n));
+    await raceOn(files, 1500, [files[3]]);
+    const counts = await writesInC(vol.mnt);
+    await vol.umount();
+    // the plain names' writes were served in C; the others (escaping, O_DSYNC) in JS
+    expect(counts.served).toBeGreaterThan(3000);
+    expect(diffTrees(snapshot(vol.backing), snapshot(await vol.replay()))).toEqual([]);
+  });
+
+  it('places each barrier at an exact cut of racing writes', async () => {
+    vol = makeVolume('fastwrite-cut');
+    const store = join(vol.dir, 'store');
+    await epochfsOk(['init', '--store', store], { env });
+    // a buffer of 1 GiB makes 64 MiB segments: the journal (the oracle) is not trimmed meanwhile
+    await vol.mount(['--store', store, '--epoch-interval', '50ms', '--buffer-max', '1G']);
+    const race = raceOn(['a', 'b'].map((n) => join(vol!.mnt, n)), 1500);
+    const cps: { seq: number; epoch: string }[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      cps.push(JSON.parse(await epochfsOk(['checkpoint', vol.mnt, '--json'], { env })));
+    }
+    await race;
+    await vol.umount();
+    for (const [i, cp] of cps.entries()) {
+      const out = join(vol.dir, `restored-${i}`);
+      await epochfsOk(['restore', '--store', store, '--epoch', cp.epoch, '--to', out], { env });
+      const expected = await vol.replay(cp.seq);
+      expect([cp.seq, diffTrees(snapshot(expected), snapshot(join(out, 'backing')))]).toEqual([cp.seq, []]);
+    }
+  });
+
+  it('journals the part of a write a full backing disk took, and nothing of one it refused', async () => {
+    tmpfs = tempDir('fastwrite-full');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tmpfs]);
+    vol = makeVolume('fastwrite-full', undefined, { backing: join(tmpfs, 'backing') });
+    await vol.mount();
+    const dd = await new Promise<{ code: number; stderr: string }>((res) =>
+      execFile('dd', ['if=/dev/urandom', `of=${join(vol!.mnt, 'big')}`, 'bs=96k', 'count=20'], (err, _o, stderr) => res({ code: err ? 1 : 0, stderr })),
+    );
+    expect([dd.code, dd.stderr]).toEqual([1, expect.stringMatching(/No space left on device/)]);
+    const more = await epochfs(['status', '--json'], { env }); // the mount still serves
+    expect(more.code).toBe(0);
+    await vol.umount();
+    expect(diffTrees(snapshot(vol.backing), snapshot(await vol.replay()))).toEqual([]);
+  });
+});
