@@ -3,8 +3,9 @@
 #
 #   bash bench/fs.sh            (or: make bench)      run as root
 #
-# Targets: the native directory, bindfs with big writes, epochfs with the journal and epochfs
-# --no-journal, all backed by directories under one temp dir on the filesystem of $BENCH_TMP.
+# Targets: the native directory, bindfs with big writes, epochfs with the journal, epochfs
+# --no-journal and (issue 9) epochfs-ship, shipping to a local store with an epoch every second,
+# all backed by directories under one temp dir on the filesystem of $BENCH_TMP.
 # Phases (fio, --output-format=json, ioengine=psync, one job, iodepth 1):
 #   seqwrite      1 MiB sequential writes of $SIZE, end_fsync=1                 MB/s (fsync included)
 #   randwrite     4 KiB random writes into a $RAND_SIZE file laid out first,
@@ -30,7 +31,7 @@
 #   NFILES=10000      files of the metadata phase (QUICK=1: 1000)
 #   STAT_IDLE=2       idle seconds before the stat-idle passes; 0 leaves that sub-phase out
 #   QUICK=1           a smoke run of well under a minute
-#   TARGETS="native bindfs epochfs epochfs-nj"   a subset, in this order
+#   TARGETS="native bindfs epochfs epochfs-nj epochfs-ship"   a subset, in this order
 #   PHASES="seqwrite randwrite seqread meta"      a subset (seqread needs seqwrite before it)
 #   BENCH_TMP=/tmp    where the temp dir goes;  KEEP=1 keeps it (with state dirs) at the end
 #   RESULTS=path      raw results (TSV: round, target, phase, value); default a file in $BENCH_TMP
@@ -51,7 +52,8 @@ else
   ROUNDS=${ROUNDS:-3}; SIZE=${SIZE:-512M}; RAND_SIZE=${RAND_SIZE:-64M}; RAND_RUNTIME=${RAND_RUNTIME:-5}; NFILES=${NFILES:-10000}
 fi
 STAT_IDLE=${STAT_IDLE:-2}
-TARGETS=${TARGETS:-native bindfs epochfs epochfs-nj}
+TARGETS=${TARGETS:-native bindfs epochfs epochfs-nj epochfs-ship}
+export EPOCHFS_PASSPHRASE=${EPOCHFS_PASSPHRASE:-bench} # the epochfs-ship store's
 PHASES=${PHASES:-seqwrite randwrite seqread meta}
 BENCH_TMP=${BENCH_TMP:-/tmp}
 KEEP=${KEEP:-0}
@@ -66,7 +68,7 @@ for cmd in fio bindfs node python3 umount; do command -v "$cmd" >/dev/null || di
 [[ -w /proc/sys/vm/drop_caches ]] || die "/proc/sys/vm/drop_caches is not writable"
 read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case $t in native|bindfs|epochfs|epochfs-nj) ;; *) die "unknown target $t" ;; esac
+  case $t in native|bindfs|epochfs|epochfs-nj|epochfs-ship) ;; *) die "unknown target $t" ;; esac
 done
 for p in $PHASES; do
   case $p in seqwrite|randwrite|seqread|meta) ;; *) die "unknown phase $p" ;; esac
@@ -99,9 +101,13 @@ mount_target() {
       MOUNTED[$t]=$BINDFS_PID
       die "bindfs did not mount $m (see $WORK/bindfs.log)"
       ;;
-    epochfs | epochfs-nj)
+    epochfs | epochfs-nj | epochfs-ship)
       local extra=()
       [[ $t == epochfs-nj ]] && extra=(--no-journal)
+      if [[ $t == epochfs-ship ]]; then
+        [[ -d $WORK/$t/store ]] || node "$CLI" init --store "$WORK/$t/store" >/dev/null || die "cannot create the store of $t"
+        extra=(--store "$WORK/$t/store" --epoch-interval 1s)
+      fi
       MOUNTED[$t]=epochfs
       start_epochfs "$CLI" "$b" "$m" "$s" "${extra[@]}" || die "epochfs did not mount $m"
       ;;
