@@ -31,7 +31,9 @@
 // Fields JS reads and sets (as doubles: exact up to 2^53), by the names fastwrite_fields exports.
 #define FW_FIELDS(X) \
   X(nextSeq) X(offset) X(limit) X(budget) X(records) X(bytes) X(fd) X(preallocated) \
-  X(armed) X(held) X(broken) X(writes) X(fallbacks)
+  X(armed) X(held) X(broken) X(writes) X(fallbacks) \
+  X(durable) X(rotations) X(rotationsSynced) X(synced) X(required) X(syncFailed) X(syncErrno) \
+  X(fsyncs) X(fsyncFallbacks) X(syncCalls) X(faultSyncAt)
 #define FW_ENUM(name) FW_##name,
 enum { FW_FIELDS(FW_ENUM) FW_NFIELDS };
 // The operation clock (src/util/clock.ts): JS's anchors, and the last time given to a record here.
@@ -40,7 +42,10 @@ enum { FW_ANCHOR_WALL, FW_ANCHOR_MONO, FW_LAST_T, FW_NCLOCK };
 struct fw_journal {
   double f[FW_NFIELDS];
   uint64_t clock[FW_NCLOCK];
-  pthread_mutex_t mu;
+  pthread_mutex_t mu;      // the append mutex (f[] is written under it)
+  pthread_mutex_t sync_mu; // the group commit of fsyncs served here: one fdatasync at a time
+  pthread_cond_t synced_cv;
+  int syncing;
 };
 
 #define FRAME_HEADER 8 // u32 body length, u32 crc32 of the body
@@ -49,16 +54,28 @@ struct fw_journal {
 #define META_MAX (PATH_MAX + 512)
 #define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
 
-// Registered backing fds (fd -> its file handle in hex, "" when it has none); higher fds go to JS.
+// Registered backing fds: its file handle in hex ("" when it has none), and the record at which
+// the name of its file last changed (BackingSync.nameChanged; -1: its fsyncs always go to JS).
+// Higher fds go to JS.
 #define FW_FDS 65536
-static char *fd_handles[FW_FDS];
+typedef struct { char *handle; double name_changed; } fw_fd_entry;
+static fw_fd_entry fds[FW_FDS];
 static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int handle_of(int fd, char *out) {
   if (fd < 0 || fd >= FW_FDS) return 0;
   pthread_mutex_lock(&fd_mu);
-  int known = fd_handles[fd] != NULL;
-  if (known) strcpy(out, fd_handles[fd]);
+  int known = fds[fd].handle != NULL;
+  if (known) strcpy(out, fds[fd].handle);
+  pthread_mutex_unlock(&fd_mu);
+  return known;
+}
+
+static int name_changed_of(int fd, double *out) {
+  if (fd < 0 || fd >= FW_FDS) return 0;
+  pthread_mutex_lock(&fd_mu);
+  int known = fds[fd].handle != NULL && fds[fd].name_changed >= 0;
+  *out = fds[fd].name_changed;
   pthread_mutex_unlock(&fd_mu);
   return known;
 }
@@ -180,6 +197,83 @@ int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf,
   return r;
 }
 
+// --- FSYNC: the journal alone (docs/ARCHITECTURE.md, "One durable write per fsync"), here
+
+static double load(const double *v) {
+  double out;
+  __atomic_load(v, &out, __ATOMIC_ACQUIRE);
+  return out;
+}
+
+// Makes the journal durable up to `target` by group commit: one thread syncs the current segment
+// (a dup of its fd, so JS may close it meanwhile) up to the newest record, the others wait for it.
+// 0, -errno of a failed fdatasync (the journal is then not trusted: syncFailed), or FALLBACK when
+// JS must sync (a rotated segment or the journal dir not synced yet, a failure already seen).
+static int commit(fw_journal *j, double target) {
+  int r = 0;
+  pthread_mutex_lock(&j->sync_mu);
+  while (r == 0 && load(&j->f[FW_durable]) < target) {
+    if (j->syncing) {
+      pthread_cond_wait(&j->synced_cv, &j->sync_mu);
+      continue;
+    }
+    j->syncing = 1;
+    pthread_mutex_unlock(&j->sync_mu);
+    pthread_mutex_lock(&j->mu);
+    int ok = j->f[FW_rotations] == j->f[FW_rotationsSynced] && j->f[FW_syncFailed] == 0;
+    double upto = j->f[FW_nextSeq] - 1;
+    int seg = ok ? dup((int) j->f[FW_fd]) : -1;
+    // a test's fault (EPOCHFS_FAULT_JOURNAL_SYNC_IN_C): the n-th fdatasync here fails with EIO
+    int fault = seg >= 0 && j->f[FW_faultSyncAt] > 0 && ++j->f[FW_syncCalls] == j->f[FW_faultSyncAt];
+    pthread_mutex_unlock(&j->mu);
+    int e = seg < 0 ? -1 : 0;
+    if (seg >= 0) {
+      if (fault) e = EIO;
+      else if (fdatasync(seg) != 0) e = errno;
+      close(seg);
+    }
+    pthread_mutex_lock(&j->mu);
+    if (e == 0 && upto > j->f[FW_durable]) __atomic_store(&j->f[FW_durable], &upto, __ATOMIC_RELEASE);
+    if (e > 0) {
+      // Linux reports a writeback error once: JS must learn it here (Journal.fastSyncFailure)
+      j->f[FW_syncFailed] = 1;
+      j->f[FW_syncErrno] = e;
+      j->f[FW_armed] = 0;
+    }
+    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_lock(&j->sync_mu);
+    j->syncing = 0;
+    pthread_cond_broadcast(&j->synced_cv);
+    if (e != 0) r = e < 0 ? FASTWRITE_FALLBACK : -e;
+  }
+  pthread_mutex_unlock(&j->sync_mu);
+  return r;
+}
+
+int fastfsync(fw_journal *j, int fd, int datasync) {
+  double name_changed;
+  if (j == NULL || !name_changed_of(fd, &name_changed)) return FASTWRITE_FALLBACK;
+  pthread_mutex_lock(&j->mu);
+  // BackingSync.journalOnly: the redo after a power loss would bring the file's writes back
+  double synced = j->f[FW_synced];
+  int ok = j->f[FW_armed] != 0 && j->f[FW_held] == 0 && j->f[FW_broken] == 0 && j->f[FW_syncFailed] == 0 &&
+           synced >= 0 && synced >= j->f[FW_required] && synced >= name_changed;
+  double target = j->f[FW_nextSeq] - 1;
+  if (!ok) j->f[FW_fsyncFallbacks]++;
+  pthread_mutex_unlock(&j->mu);
+  if (!ok) return FASTWRITE_FALLBACK;
+  int r = commit(j, target);
+  if (r == FASTWRITE_FALLBACK) return r;
+  if (r < 0) {
+    // as JS: a journal that fails to sync falls back on the file's own sync
+    r = (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
+  }
+  pthread_mutex_lock(&j->mu);
+  j->f[FW_fsyncs]++;
+  pthread_mutex_unlock(&j->mu);
+  return r;
+}
+
 fw_journal *fastwrite_journal_of(napi_env env, napi_value ab) {
   bool is_ab = false;
   if (napi_is_arraybuffer(env, ab, &is_ab) != napi_ok || !is_ab) return NULL;
@@ -209,6 +303,8 @@ static napi_value fw_new(napi_env env, napi_callback_info info) {
   fw_journal *j = (fw_journal *) data;
   memset(j, 0, sizeof(*j));
   pthread_mutex_init(&j->mu, NULL);
+  pthread_mutex_init(&j->sync_mu, NULL);
+  pthread_cond_init(&j->synced_cv, NULL);
   return ab;
 }
 
@@ -226,17 +322,20 @@ static napi_value fw_unlock(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// fastwrite_fd(fd, handle): writes to backing fd `fd` may be served here, journaled with `handle`
-// (hex, "" for none); fastwrite_fd(fd, null): no longer (before the fd is closed).
+// fastwrite_fd(fd, handle, nameChanged): writes to backing fd `fd` may be served here, journaled
+// with `handle` (hex, "" for none), and its fsyncs once the backing sync point passes record
+// `nameChanged` (-1: never); fastwrite_fd(fd, null): no longer (before the fd is closed).
 static napi_value fw_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
+  double name_changed = -1;
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "fastwrite_fd(fd, handle)");
+    napi_throw_type_error(env, NULL, "fastwrite_fd(fd, handle, nameChanged)");
     return NULL;
   }
+  if (argc >= 3) napi_get_value_double(env, argv[2], &name_changed);
   if (fd < 0 || fd >= FW_FDS) return NULL;
   char *handle = NULL;
   napi_valuetype type;
@@ -249,10 +348,29 @@ static napi_value fw_fd(napi_env env, napi_callback_info info) {
     handle = strdup(hex);
   }
   pthread_mutex_lock(&fd_mu);
-  char *old = fd_handles[fd];
-  fd_handles[fd] = handle;
+  char *old = fds[fd].handle;
+  fds[fd].handle = handle;
+  fds[fd].name_changed = handle ? name_changed : -1;
   pthread_mutex_unlock(&fd_mu);
   free(old);
+  return NULL;
+}
+
+// fastwrite_name_changed(fd, seq): the name of fd's file changed at record `seq` (a rename or link)
+static napi_value fw_name_changed(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  double seq;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &seq) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fastwrite_name_changed(fd, seq)");
+    return NULL;
+  }
+  if (fd < 0 || fd >= FW_FDS) return NULL;
+  pthread_mutex_lock(&fd_mu);
+  if (fds[fd].handle != NULL && fds[fd].name_changed >= 0 && seq > fds[fd].name_changed) fds[fd].name_changed = seq;
+  pthread_mutex_unlock(&fd_mu);
   return NULL;
 }
 
@@ -286,5 +404,7 @@ void fastwrite_exports(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fastwrite_unlock", fn);
   napi_create_function(env, "fastwrite_fd", NAPI_AUTO_LENGTH, fw_fd, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_fd", fn);
+  napi_create_function(env, "fastwrite_name_changed", NAPI_AUTO_LENGTH, fw_name_changed, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_name_changed", fn);
   napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));
 }

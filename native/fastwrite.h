@@ -20,7 +20,11 @@ fw_journal *fastwrite_journal_of(napi_env env, napi_value ab);
 // or FASTWRITE_FALLBACK when it must be handled in JS (nothing was written then).
 int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd);
 
-// Adds fastwrite_journal, fastwrite_lock, fastwrite_unlock, fastwrite_fd, fastwrite_fields to exports.
+// Answers an fsync of backing fd `fd` by the journal alone when BackingSync.journalOnly would (0 or
+// -errno), or FASTWRITE_FALLBACK when JS must (nothing was done then).
+int fastfsync(fw_journal *j, int fd, int datasync);
+
+// Adds fastwrite_journal, _lock, _unlock, _fd, _name_changed, _fields to exports.
 void fastwrite_exports(napi_env env, napi_value exports);
 
 #endif

@@ -19,7 +19,7 @@ import type { NewRecord, Record } from '../journal/record.js';
 import { nowNs } from '../util/clock.js';
 import { EOPNOTSUPP, fuseErrno } from './errno.js';
 import { fsPath } from '../native/names.js';
-import { serveWritesInC, stopServingWritesInC } from '../native/fastwrite.js';
+import { nameChangedInC, serveWritesInC, stopServingWritesInC } from '../native/fastwrite.js';
 import type { Journal } from '../journal/journal.js';
 
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
@@ -174,7 +174,11 @@ export class VolumeOps {
     const rel = under(CWD, path);
     const fh = fileHandle(AT_FDCWD, rel);
     const isDir = this.lstatOrUndefined(path)?.isDirectory() ?? false;
-    return (seq) => this.backingSync!.nameChanged(fh, seq, isDir);
+    return (seq) => {
+      this.backingSync!.nameChanged(fh, seq, isDir);
+      // its fds already open: fsyncs served in C wait for the backing file too until a sync point passes seq
+      if (fh !== undefined) for (const [fd, file] of this.files) if (file.fh === fh) nameChangedInC(fd, seq);
+    };
   }
 
   private newNodeOwner(path: string): { uid: number; gid: number } {
@@ -191,7 +195,7 @@ export class VolumeOps {
         const file = { sync: (flags & SYNC_FLAGS) !== 0, fh: fileHandle(fd) };
         this.files.set(fd, file);
         // an O_SYNC write waits for the journal before its reply: JS does that
-        if (this.mode && !file.sync) serveWritesInC(fd, file.fh);
+        if (this.mode && !file.sync) serveWritesInC(fd, file.fh, this.backingSync?.changedAt(file.fh) ?? -1);
         cb(0, fd);
       } catch (err) {
         cb(fuseErrno(err));
@@ -210,8 +214,8 @@ export class VolumeOps {
           if (seq < 0) return seq;
           const fh = fileHandle(fd);
           this.files.set(fd, { sync: false, fh });
-          if (this.mode) serveWritesInC(fd, fh);
           this.backingSync?.nameChanged(fh, seq);
+          if (this.mode) serveWritesInC(fd, fh, this.backingSync?.changedAt(fh) ?? -1);
           return seq;
         },
       );

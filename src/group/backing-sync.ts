@@ -40,6 +40,18 @@ export class BackingSync {
   ) {
     // files that were there before this daemon: on the disk only once a sync point of ours passed them
     this.requiredSeq = journal.lastSeq;
+    this.publish();
+  }
+
+  /** What an fsync served in C checks, as journalOnly does (native/fastwrite.c, fastfsync). */
+  private publish(): void {
+    this.journal.fast.set('synced', this.syncedSeq);
+    this.journal.fast.set('required', Math.max(this.requiredSeq, this.dirRenamedSeq));
+  }
+
+  /** The record at which the name of file `fh` last changed, for fsyncs in C (-1: no handle, never). */
+  changedAt(fh: string | undefined): number {
+    return fh === undefined ? -1 : (this.renamed.get(fh) ?? 0);
   }
 
   start(): void {
@@ -69,16 +81,19 @@ export class BackingSync {
   nameChanged(fh: string | undefined, seq: number, isDir = false): void {
     if (isDir) this.dirRenamedSeq = seq;
     else if (fh !== undefined) this.renamed.set(fh, seq);
+    this.publish();
   }
 
   /** From now on fsyncs wait for the journal alone only after a sync point at or after `seq` (Infinity: not until told again). */
   allowFrom(seq: number): void {
     this.requiredSeq = seq;
+    this.publish();
   }
 
   /** A volume joined at record `seq`: the files it had are on the disk only after a sync point past it. */
   volumeJoined(seq: number): void {
     this.requiredSeq = Math.max(this.requiredSeq, seq);
+    this.publish();
   }
 
   /** Resolves once a sync point at or after `seq` is reached (starting a round if needed). */
@@ -115,6 +130,7 @@ export class BackingSync {
     this.lastError = null;
     this.syncedSeq = Math.max(this.syncedSeq, seq);
     for (const [fh, at] of this.renamed) if (at <= this.syncedSeq) this.renamed.delete(fh);
+    this.publish();
   }
 }
 

@@ -97,6 +97,8 @@ export class BackupMode {
       this.degrade(`the local buffer is full (${this.bufferUsed()} of ${this.bufferMax} bytes not shipped)`);
       return undefined;
     }
+    this.journal.checkSyncInC(); // a failure an fsync in C found degrades the group (syncFailed) before this record
+    if (this.state !== 'normal') return undefined;
     if (this.journal.writesInCBroken) {
       this.degrade('a write took effect but could not be journaled (the state disk failed)', { full: true, freeReserve: true });
       return undefined;

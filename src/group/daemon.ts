@@ -48,7 +48,8 @@ export function defaultBufferMax(stateDir: string): number {
 
 /**
  * Fault injection for tests (the kernel cannot be made to fail an fdatasync on demand here):
- * EPOCHFS_FAULT_JOURNAL_SYNC=<n> makes the journal's n-th fdatasync fail with EIO.
+ * EPOCHFS_FAULT_JOURNAL_SYNC=<n> makes the journal's n-th fdatasync fail with EIO (in JS; with
+ * EPOCHFS_FAULT_JOURNAL_SYNC_IN_C=<n>, the n-th one an fsync served in C makes: native/fastwrite.c).
  */
 function faultySyncs(): JournalOpenOptions['io'] {
   const failAt = Number(process.env.EPOCHFS_FAULT_JOURNAL_SYNC ?? 0);
@@ -123,6 +124,7 @@ export class GroupDaemon {
         io: faultySyncs(),
       });
       journal = opened.journal;
+      journal.fast.set('faultSyncAt', Number(process.env.EPOCHFS_FAULT_JOURNAL_SYNC_IN_C ?? 0) || 0);
       unclean = opened.unclean;
       if (unclean) distrust = await GroupDaemon.recover(opts.stateDir, journal, opened.lastRecord, opened.powerLoss, opts.log);
       const left = await BackupMode.leftDegraded(journal);
@@ -405,9 +407,9 @@ export class GroupDaemon {
       mode: this.mode?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
-        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC,
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC, fsyncsInC: j.fsyncsInC,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
-        backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync?.fsyncs ?? null,
+        backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync ? { ...this.backingSync.fsyncs, journalOnly: this.backingSync.fsyncs.journalOnly + j.fsyncsInC.served } : null,
       } : null,
       shipping: s && j ? {
         lastEpoch: this.shipper?.lastEpoch?.id ?? null,

@@ -126,7 +126,6 @@ export class Journal {
   readonly fast = new FastWriteState();
   /** exclusive() calls in progress on this thread (the lock is taken by the outermost) */
   private exclusiveDepth = 0;
-  private durableSeq: number;
   private syncing = false;
   private waiters: Waiter[] = [];
   private retired: SegmentWriter[] = []; // rotated segments not yet synced
@@ -168,8 +167,36 @@ export class Journal {
     this.dirChanged = dirChanged;
     this.nextSeq = nextSeq;
     this.durableSeq = nextSeq - 1;
+    // until JS has synced the journal dir once, fsyncs in C wait for JS (see rotate)
+    this.fast.set('rotations', dirChanged ? 1 : 0);
+    this.fast.set('synced', -1); // no backing sync point yet (BackingSync publishes them)
     this.fast.set('budget', Infinity);
     this.publishWriter();
+  }
+
+  /** Records up to this one are on stable storage (synced by JS or by an fsync served in C). */
+  private get durableSeq(): number {
+    return this.fast.get('durable');
+  }
+
+  private set durableSeq(seq: number) {
+    this.fast.set('durable', seq);
+  }
+
+  /** fsyncs answered in C by the journal alone, and those C handed to JS. */
+  get fsyncsInC(): { served: number; handedToJs: number } {
+    return { served: this.fast.get('fsyncs'), handedToJs: this.fast.get('fsyncFallbacks') };
+  }
+
+  /**
+   * An fdatasync in C failed (Linux reports a writeback error once, so JS would not see it): from
+   * now on the journal is treated as after a failed round of its own.
+   */
+  private noteSyncFailureInC(): void {
+    if (this.syncFailure || this.fast.get('syncFailed') === 0) return;
+    const errno = this.fast.get('syncErrno');
+    this.syncFailure = journalNotDurable(Object.assign(new Error(`fdatasync of the journal failed (errno ${errno})`), { errno: -errno }));
+    this.onSyncFailure(this.syncFailure);
   }
 
   private get nextSeq(): number {
@@ -358,6 +385,11 @@ export class Journal {
     return this.durableSeq;
   }
 
+  /** For a caller about to journal: has an fsync served in C found the journal failing? */
+  checkSyncInC(): void {
+    this.noteSyncFailureInC();
+  }
+
   /**
    * Writes a record and gives it the next sequence number; the caller then applies the operation and
    * keeps it, or calls rollback if that failed. Nothing may be appended in between (the serving thread
@@ -419,6 +451,8 @@ export class Journal {
     this.retired.push(this.writer);
     this.writer = next;
     this.dirChanged = true; // its name is durable only once the dir is synced: see syncRound
+    // and until then fsyncs in C wait for JS: they sync the current segment only
+    this.fast.set('rotations', this.fast.get('rotations') + 1);
     this.indexWrites.push(this.db.put(`seg:${segNo}`, String(firstSeq)));
   }
 
@@ -450,6 +484,7 @@ export class Journal {
 
   /** Resolves once every record up to `seq` is on stable storage; rejects (EIO) after a failed sync. */
   durable(seq: number = this.lastSeq): Promise<void> {
+    this.noteSyncFailureInC();
     if (seq <= this.durableSeq) return Promise.resolve();
     if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise((resolve, reject) => {
@@ -460,8 +495,11 @@ export class Journal {
 
   private syncRound(): void {
     if (this.syncing || this.waiters.length === 0) return;
+    this.noteSyncFailureInC();
+    if (this.syncFailure) return this.settle((w) => (w.reject(this.syncFailure), true));
     this.syncing = true;
     const target = this.lastSeq;
+    const rotations = this.fast.get('rotations'); // every rotation up to here is synced by this round
     const writers = [...this.retired, this.writer];
     this.retired = [];
     const syncs = writers.map((w) => this.io.fdatasync(w.fd));
@@ -473,7 +511,10 @@ export class Journal {
     }
     Promise.all(syncs)
       .then(() => {
-        this.durableSeq = Math.max(this.durableSeq, target);
+        this.exclusive(() => {
+          this.durableSeq = Math.max(this.durableSeq, target);
+          this.fast.set('rotationsSynced', Math.max(this.fast.get('rotationsSynced'), rotations));
+        });
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })
       .catch((err) => {

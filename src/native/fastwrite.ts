@@ -6,13 +6,16 @@ import { clockAnchors } from '../util/clock.js';
 
 export type FastField =
   | 'nextSeq' | 'offset' | 'limit' | 'budget' | 'records' | 'bytes' | 'fd' | 'preallocated'
-  | 'armed' | 'held' | 'broken' | 'writes' | 'fallbacks';
+  | 'armed' | 'held' | 'broken' | 'writes' | 'fallbacks'
+  | 'durable' | 'rotations' | 'rotationsSynced' | 'synced' | 'required' | 'syncFailed' | 'syncErrno'
+  | 'fsyncs' | 'fsyncFallbacks' | 'syncCalls' | 'faultSyncAt';
 
 interface FastWriteBinding {
   journal(): ArrayBuffer;
   lock(state: ArrayBuffer): void;
   unlock(state: ArrayBuffer): void;
-  fd(fd: number, handle: string | null): void;
+  fd(fd: number, handle: string | null, nameChanged?: number): void;
+  nameChanged(fd: number, seq: number): void;
   layout: { fields: { [f in FastField]: number }; clockOffset: number; size: number };
 }
 
@@ -53,9 +56,18 @@ export class FastWriteState {
   }
 }
 
-/** Writes through backing fd `fd` may be served in C, journaled with file handle `handle`. */
-export function serveWritesInC(fd: number, handle: string | undefined): void {
-  binding().fd(fd, handle ?? '');
+/**
+ * Writes through backing fd `fd` may be served in C, journaled with file handle `handle`; so may its
+ * fsyncs, by the journal alone, once the backing sync point passes record `nameChanged` (the last
+ * change of its file's name, BackingSync.changedAt; -1: never).
+ */
+export function serveWritesInC(fd: number, handle: string | undefined, nameChanged: number): void {
+  binding().fd(fd, handle ?? '', nameChanged);
+}
+
+/** The name of fd's file changed at record `seq`: its fsyncs wait for the backing file until a sync point passes it. */
+export function nameChangedInC(fd: number, seq: number): void {
+  binding().nameChanged(fd, seq);
 }
 
 /** Writes through `fd` go to JS again (before it is closed: its number may be reused). */

@@ -2,9 +2,11 @@
 // order is still the order in which operations took effect, also when writers race on the same
 // blocks and JS serves other operations (truncate, O_DSYNC writes, names that need escaping) on the
 // same files meanwhile; a barrier is an exact cut; a write cut short by a full backing disk is
-// journaled as it took effect.
+// journaled as it took effect. fsyncs served in C wait for the journal alone exactly when JS's
+// would (BackingSync.journalOnly), and a failed journal sync in C degrades the group.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
+import { promises as fsp, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
 import { ROOT, epochfs, epochfsOk } from '../helpers/cli.js';
@@ -38,10 +40,33 @@ function raceOn(files: string[], writes: number, sync: string[] = []): Promise<v
   return Promise.all(runs).then(() => undefined);
 }
 
+interface GroupStatus {
+  volumes: { mountpoint: string }[];
+  mode: { state: string; reason: string | null };
+  journal: { writesInC: { served: number; handedToJs: number }; fsyncsInC: { served: number; handedToJs: number } };
+}
+
+async function statusOf(mnt: string): Promise<GroupStatus> {
+  const groups = (await epochfsOk(['status', '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l) as GroupStatus);
+  return groups.find((g) => g.volumes.some((v) => v.mountpoint === mnt))!;
+}
+
 async function writesInC(mnt: string): Promise<{ served: number; handedToJs: number }> {
-  const groups = (await epochfsOk(['status', '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l));
-  const group = groups.find((g) => g.volumes.some((v: { mountpoint: string }) => v.mountpoint === mnt));
-  return group.journal.writesInC;
+  return (await statusOf(mnt)).journal.writesInC;
+}
+
+/** `rounds` of a write and an fdatasync of `path`, 50 ms apart (the backing sync points come every 100 ms here). */
+async function writeAndSync(path: string, rounds: number): Promise<void> {
+  const fh = await fsp.open(path, 'r+');
+  try {
+    for (let i = 0; i < rounds; i++) {
+      await fh.write(`round ${i}\n`, i * 16);
+      await fh.datasync();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 describe('writes served in C', () => {
@@ -77,6 +102,41 @@ describe('writes served in C', () => {
       const expected = await vol.replay(cp.seq);
       expect([cp.seq, diffTrees(snapshot(expected), snapshot(join(out, 'backing')))]).toEqual([cp.seq, []]);
     }
+  });
+
+  it('answers an fsync by the journal alone once a backing sync point passed the file\'s name', async () => {
+    process.env.EPOCHFS_BACKING_SYNC_MS = '100';
+    try {
+      vol = makeVolume('fastfsync', (b) => writeFileSync(join(b, 'old'), 'x'.repeat(100)));
+      await vol.mount();
+    } finally {
+      delete process.env.EPOCHFS_BACKING_SYNC_MS;
+    }
+    writeFileSync(join(vol.mnt, 'new'), '');
+    await new Promise((r) => setTimeout(r, 300));
+    await writeAndSync(join(vol.mnt, 'old'), 10);
+    await writeAndSync(join(vol.mnt, 'new'), 10); // created before the last sync point
+    // (that an fsync before the sync point waits for the backing file: test/group/backing-sync.test.ts)
+    expect((await statusOf(vol.mnt)).journal.fsyncsInC.served).toBeGreaterThanOrEqual(18);
+    await vol.umount();
+    expect(diffTrees(snapshot(vol.backing), snapshot(await vol.replay()))).toEqual([]);
+  });
+
+  it('degrades the group when the journal fails to sync in C, and the fsync still succeeds', async () => {
+    process.env.EPOCHFS_BACKING_SYNC_MS = '100';
+    process.env.EPOCHFS_FAULT_JOURNAL_SYNC_IN_C = '3';
+    try {
+      vol = makeVolume('fastfsync-fail', (b) => writeFileSync(join(b, 'old'), 'x'.repeat(100)));
+      await vol.mount();
+    } finally {
+      delete process.env.EPOCHFS_BACKING_SYNC_MS;
+      delete process.env.EPOCHFS_FAULT_JOURNAL_SYNC_IN_C;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    await writeAndSync(join(vol.mnt, 'old'), 6); // the third sync in C fails: every fsync must still succeed
+    const s = await statusOf(vol.mnt);
+    expect([s.mode.state, s.mode.reason]).toEqual(['degraded', expect.stringMatching(/could not be synced.*fdatasync of the journal failed \(errno 5\)/)]);
+    expect(s.journal.fsyncsInC.served).toBeGreaterThanOrEqual(3);
   });
 
   it('journals the part of a write a full backing disk took, and nothing of one it refused', async () => {
