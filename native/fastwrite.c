@@ -33,7 +33,7 @@
   X(nextSeq) X(offset) X(limit) X(budget) X(records) X(bytes) X(fd) X(preallocated) \
   X(armed) X(held) X(broken) X(writes) X(fallbacks) \
   X(durable) X(rotations) X(rotationsSynced) X(synced) X(required) X(syncFailed) X(syncErrno) \
-  X(fsyncs) X(fsyncFallbacks) X(syncCalls) X(faultSyncAt)
+  X(fsyncs) X(fsyncFallbacks) X(syncCalls) X(faultSyncAt) X(unlinks) X(unlinkFallbacks)
 #define FW_ENUM(name) FW_##name,
 enum { FW_FIELDS(FW_ENUM) FW_NFIELDS };
 // The operation clock (src/util/clock.ts): JS's anchors, and the last time given to a record here.
@@ -50,7 +50,8 @@ struct fw_journal {
 
 #define FRAME_HEADER 8 // u32 body length, u32 crc32 of the body
 #define BODY_FIXED 13  // u64 seq, u8 opcode, u32 meta length
-#define OP_WRITE 0
+#define OP_WRITE 0  // opcodes of src/journal/record.ts (OPCODES)
+#define OP_UNLINK 7
 #define META_MAX (PATH_MAX + 512)
 #define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
 
@@ -126,14 +127,14 @@ static void void_at(fw_journal *j, off_t at, size_t written) {
 
 // Appends the frame of a write record at the journal's offset; its length, or 0 if it could not be
 // written whole (what was written is voided again).
-static size_t append_record(fw_journal *j, uint64_t seq, const char *meta, size_t meta_len, const char *data, size_t len) {
+static size_t append_record(fw_journal *j, uint64_t seq, int opcode, const char *meta, size_t meta_len, const char *data, size_t len) {
   unsigned char fixed[FRAME_HEADER + BODY_FIXED];
   put_u64(fixed + FRAME_HEADER, seq);
-  fixed[FRAME_HEADER + 8] = OP_WRITE;
+  fixed[FRAME_HEADER + 8] = (unsigned char) opcode;
   put_u32(fixed + FRAME_HEADER + 9, (uint32_t) meta_len);
   uLong crc = crc32(0L, fixed + FRAME_HEADER, BODY_FIXED);
   crc = crc32(crc, (const Bytef *) meta, (uInt) meta_len);
-  crc = crc32(crc, (const Bytef *) data, (uInt) len);
+  if (len > 0) crc = crc32(crc, (const Bytef *) data, (uInt) len); // (a NULL buffer would restart the crc)
   put_u32(fixed, (uint32_t) (BODY_FIXED + meta_len + len));
   put_u32(fixed + 4, (uint32_t) crc);
   struct iovec iov[3] = { { fixed, sizeof(fixed) }, { (void *) meta, meta_len }, { (void *) data, len } };
@@ -143,6 +144,14 @@ static size_t append_record(fw_journal *j, uint64_t seq, const char *meta, size_
   if (n == (ssize_t) frame) return frame;
   if (n > 0) void_at(j, at, n);
   return 0;
+}
+
+// A record of `frame` bytes appended at `at` took effect: the journal's state moves past it.
+static void appended(fw_journal *j, uint64_t seq, off_t at, size_t frame) {
+  j->f[FW_nextSeq] = (double) (seq + 1);
+  j->f[FW_offset] = (double) (at + frame);
+  j->f[FW_records]++;
+  j->f[FW_bytes] += (double) frame;
 }
 
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
@@ -158,7 +167,7 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
 
   uint64_t seq = (uint64_t) j->f[FW_nextSeq];
   off_t at = (off_t) j->f[FW_offset];
-  if (append_record(j, seq, meta, meta_len, buf, len) == 0) return FASTWRITE_FALLBACK; // JS meets the same failure and degrades
+  if (append_record(j, seq, OP_WRITE, meta, meta_len, buf, len) == 0) return FASTWRITE_FALLBACK; // JS meets the same failure and degrades
   ssize_t n = pwrite(fd, buf, len, offset);
   int err = n < 0 ? errno : ENOSPC; // nothing written and no error: a full disk, as JS's ShortWrite
   size_t took = n < 0 ? 0 : (size_t) n;
@@ -167,7 +176,7 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     // changed the mtime (the kernel sets it before it copies): the record of no bytes sets it to t
     // here and in replay alike. Its frame is shorter than the one voided, so the space is there.
     void_at(j, at, frame);
-    frame = append_record(j, seq, meta, meta_len, buf, took);
+    frame = append_record(j, seq, OP_WRITE, meta, meta_len, buf, took);
     if (frame == 0) j->f[FW_broken] = 1; // in effect but not journaled: JS degrades the group (BackupMode.begin)
   }
   struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t) (t / 1000000000u), (long) (t % 1000000000u) } };
@@ -177,13 +186,59 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     return -e;
   }
   if (frame > 0) {
-    j->f[FW_nextSeq] = (double) (seq + 1);
-    j->f[FW_offset] = (double) (at + frame);
-    j->f[FW_records]++;
-    j->f[FW_bytes] += (double) frame;
+    appended(j, seq, at, frame);
     j->f[FW_writes]++;
   }
   return took == 0 && len > 0 ? -err : (int) took;
+}
+
+// --- UNLINK: journaled and applied as apply.ts does (unlink, then the parent's mtime set to t)
+
+// "/a/b" -> "a/b"; and its parent, relative to the backing root ("a", or "." for "/b")
+static int parent_of(const char *rel, char *parent, size_t size) {
+  const char *slash = strrchr(rel, '/');
+  size_t n = slash == NULL ? 0 : (size_t) (slash - rel);
+  if (n + 2 > size) return 0;
+  if (n == 0) strcpy(parent, ".");
+  else {
+    memcpy(parent, rel, n);
+    parent[n] = 0;
+  }
+  return 1;
+}
+
+static int locked_unlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
+  if (j->f[FW_armed] == 0 || j->f[FW_held] != 0 || j->f[FW_broken] != 0) return FASTWRITE_FALLBACK;
+  const char *rel = path + 1;
+  char parent[PATH_MAX];
+  if (rel[0] == 0 || !parent_of(rel, parent, sizeof(parent))) return FASTWRITE_FALLBACK;
+  uint64_t t = now_ns(j);
+  char meta[META_MAX];
+  int meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"vol\":\"%s\"}", t, path, vol);
+  if (meta_len < 0 || meta_len >= (int) sizeof(meta)) return FASTWRITE_FALLBACK;
+  size_t frame = FRAME_HEADER + BODY_FIXED + meta_len;
+  if (j->f[FW_offset] + frame > j->f[FW_limit] || j->f[FW_bytes] + frame > j->f[FW_budget]) return FASTWRITE_FALLBACK;
+  uint64_t seq = (uint64_t) j->f[FW_nextSeq];
+  off_t at = (off_t) j->f[FW_offset];
+  if (append_record(j, seq, OP_UNLINK, meta, meta_len, NULL, 0) == 0) return FASTWRITE_FALLBACK;
+  struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t) (t / 1000000000u), (long) (t % 1000000000u) } };
+  if (unlinkat(root_fd, rel, 0) != 0 || utimensat(root_fd, parent, times, AT_SYMLINK_NOFOLLOW) != 0) {
+    int e = errno;
+    void_at(j, at, frame); // as a rollback in JS: the journal holds only what took effect
+    return -e;
+  }
+  appended(j, seq, at, frame);
+  j->f[FW_unlinks]++;
+  return 0;
+}
+
+int fastunlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
+  if (j == NULL || path[0] != '/' || !plain_json(path) || !plain_json(vol)) return FASTWRITE_FALLBACK;
+  pthread_mutex_lock(&j->mu);
+  int r = locked_unlink(j, vol, root_fd, path);
+  if (r == FASTWRITE_FALLBACK) j->f[FW_unlinkFallbacks]++;
+  pthread_mutex_unlock(&j->mu);
+  return r;
 }
 
 int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd) {

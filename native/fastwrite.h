@@ -20,6 +20,10 @@ fw_journal *fastwrite_journal_of(napi_env env, napi_value ab);
 // or FASTWRITE_FALLBACK when it must be handled in JS (nothing was written then).
 int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd);
 
+// Journals and applies the unlink of `path` (relative to backing root fd `root_fd`): 0 or -errno,
+// or FASTWRITE_FALLBACK when JS must (nothing was done then).
+int fastunlink(fw_journal *j, const char *vol, int root_fd, const char *path);
+
 // Answers an fsync of backing fd `fd` by the journal alone when BackingSync.journalOnly would (0 or
 // -errno), or FASTWRITE_FALLBACK when JS must (nothing was done then).
 int fastfsync(fw_journal *j, int fd, int datasync);

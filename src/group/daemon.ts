@@ -407,7 +407,7 @@ export class GroupDaemon {
       mode: this.mode?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
-        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC, fsyncsInC: j.fsyncsInC,
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC, fsyncsInC: j.fsyncsInC, unlinksInC: j.unlinksInC,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
         backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync ? { ...this.backingSync.fsyncs, journalOnly: this.backingSync.fsyncs.journalOnly + j.fsyncsInC.served } : null,
       } : null,

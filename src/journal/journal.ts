@@ -183,6 +183,11 @@ export class Journal {
     this.fast.set('durable', seq);
   }
 
+  /** Unlinks journaled in C since open, and those C handed to JS. */
+  get unlinksInC(): { served: number; handedToJs: number } {
+    return { served: this.fast.get('unlinks'), handedToJs: this.fast.get('unlinkFallbacks') };
+  }
+
   /** fsyncs answered in C by the journal alone, and those C handed to JS. */
   get fsyncsInC(): { served: number; handedToJs: number } {
     return { served: this.fast.get('fsyncs'), handedToJs: this.fast.get('fsyncFallbacks') };

@@ -8,7 +8,7 @@ export type FastField =
   | 'nextSeq' | 'offset' | 'limit' | 'budget' | 'records' | 'bytes' | 'fd' | 'preallocated'
   | 'armed' | 'held' | 'broken' | 'writes' | 'fallbacks'
   | 'durable' | 'rotations' | 'rotationsSynced' | 'synced' | 'required' | 'syncFailed' | 'syncErrno'
-  | 'fsyncs' | 'fsyncFallbacks' | 'syncCalls' | 'faultSyncAt';
+  | 'fsyncs' | 'fsyncFallbacks' | 'syncCalls' | 'faultSyncAt' | 'unlinks' | 'unlinkFallbacks';
 
 interface FastWriteBinding {
   journal(): ArrayBuffer;

@@ -6,7 +6,7 @@
 // would (BackingSync.journalOnly), and a failed journal sync in C degrades the group.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
 import { ROOT, epochfs, epochfsOk } from '../helpers/cli.js';
@@ -40,10 +40,15 @@ function raceOn(files: string[], writes: number, sync: string[] = []): Promise<v
   return Promise.all(runs).then(() => undefined);
 }
 
+interface Counts {
+  served: number;
+  handedToJs: number;
+}
+
 interface GroupStatus {
   volumes: { mountpoint: string }[];
   mode: { state: string; reason: string | null };
-  journal: { writesInC: { served: number; handedToJs: number }; fsyncsInC: { served: number; handedToJs: number } };
+  journal: { writesInC: Counts; fsyncsInC: Counts; unlinksInC: Counts };
 }
 
 async function statusOf(mnt: string): Promise<GroupStatus> {
@@ -137,6 +142,24 @@ describe('writes served in C', () => {
     const s = await statusOf(vol.mnt);
     expect([s.mode.state, s.mode.reason]).toEqual(['degraded', expect.stringMatching(/could not be synced.*fdatasync of the journal failed \(errno 5\)/)]);
     expect(s.journal.fsyncsInC.served).toBeGreaterThanOrEqual(3);
+  });
+
+  it('journals unlinks served in C, and none that failed', async () => {
+    vol = makeVolume('fastunlink', (b) => mkdirSync(join(b, 'd')));
+    await vol.mount();
+    const names = Array.from({ length: 200 }, (_, i) => join(vol!.mnt, i % 2 ? 'd' : '', `f${i}`));
+    for (const n of names) writeFileSync(n, 'x');
+    writeFileSync(join(vol.mnt, 'd', 'with "quote"'), 'JS unlinks this one');
+    for (const n of names) await fsp.unlink(n);
+    await fsp.unlink(join(vol.mnt, 'd', 'with "quote"'));
+    await expect(fsp.unlink(join(vol.mnt, 'f0'))).rejects.toThrow(/ENOENT/);
+    await expect(fsp.unlink(join(vol.mnt, 'd'))).rejects.toThrow(/EISDIR|EPERM/);
+    const counts = (await statusOf(vol.mnt)).journal.unlinksInC;
+    await vol.umount();
+    expect(counts.served).toBeGreaterThanOrEqual(200);
+    const unlinks = (await epochfsOk(['journal', 'dump', '--state', vol.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.op === 'unlink');
+    expect(unlinks.length).toBe(201); // the failed ones left no record
+    expect(diffTrees(snapshot(vol.backing), snapshot(await vol.replay()))).toEqual([]);
   });
 
   it('journals the part of a write a full backing disk took, and nothing of one it refused', async () => {
