@@ -6,7 +6,7 @@
 // would (BackingSync.journalOnly), and a failed journal sync in C degrades the group.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
 import { ROOT, epochfs, epochfsOk } from '../helpers/cli.js';
@@ -87,19 +87,39 @@ describe('writes served in C', () => {
     expect(diffTrees(snapshot(vol.backing), snapshot(await vol.replay()))).toEqual([]);
   });
 
-  it('places each barrier at an exact cut of racing writes', async () => {
+  it('places each barrier at an exact cut of racing writes, truncates and unlinks', async () => {
     vol = makeVolume('fastwrite-cut');
     const store = join(vol.dir, 'store');
     await epochfsOk(['init', '--store', store], { env });
     // a buffer of 1 GiB makes 64 MiB segments: the journal (the oracle) is not trimmed meanwhile
     await vol.mount(['--store', store, '--epoch-interval', '50ms', '--buffer-max', '1G']);
-    const race = raceOn(['a', 'b'].map((n) => join(vol!.mnt, n)), 1500);
+    const mnt = vol.mnt;
+    const race = raceOn(['a', 'b'].map((n) => join(mnt, n)), 1500);
+    // meanwhile a file is written, truncated and unlinked over and over, and `b` is unlinked while
+    // its writers hold it open (libfuse hides it and they go on writing to it)
+    let churning = true;
+    let unlinkedB = false;
+    const churn = (async () => {
+      for (let i = 0; churning; i++) {
+        writeFileSync(join(mnt, 'c'), `c ${i} `.repeat(2000));
+        await fsp.truncate(join(mnt, 'c'), 100 + i);
+        await fsp.unlink(join(mnt, 'c'));
+        if (!unlinkedB && i >= 20 && existsSync(join(mnt, 'b'))) {
+          await fsp.unlink(join(mnt, 'b'));
+          unlinkedB = true;
+        }
+      }
+    })();
+    churn.catch(() => undefined); // awaited below
     const cps: { seq: number; epoch: string }[] = [];
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 150));
       cps.push(JSON.parse(await epochfsOk(['checkpoint', vol.mnt, '--json'], { env })));
     }
     await race;
+    churning = false;
+    await churn;
+    expect(unlinkedB).toBe(true);
     await vol.umount();
     for (const [i, cp] of cps.entries()) {
       const out = join(vol.dir, `restored-${i}`);
