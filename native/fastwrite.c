@@ -243,7 +243,8 @@ int fastunlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
 
 int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd) {
   char fh[FH_MAX];
-  if (j == NULL || len > (1u << 24) || !handle_of(fd, fh)) return FASTWRITE_FALLBACK;
+  // offsets past 2^53 would not survive the meta's JSON number exactly: JS journals those as it can
+  if (j == NULL || len > (1u << 24) || offset > (1LL << 53) || !handle_of(fd, fh)) return FASTWRITE_FALLBACK;
   if (!plain_json(path) || !plain_json(vol)) return FASTWRITE_FALLBACK;
   pthread_mutex_lock(&j->mu);
   int r = locked_write(j, vol, path, fh, buf, len, offset, fd);
@@ -288,6 +289,7 @@ static int commit(fw_journal *j, double target) {
       close(seg);
     }
     pthread_mutex_lock(&j->mu);
+    if (e == 0 && j->f[FW_syncFailed] != 0) e = -1; // JS's round failed meanwhile: nothing is promised now
     if (e == 0 && upto > j->f[FW_durable]) __atomic_store(&j->f[FW_durable], &upto, __ATOMIC_RELEASE);
     if (e > 0) {
       // Linux reports a writeback error once: JS must learn it here (Journal.fastSyncFailure)
@@ -399,8 +401,8 @@ static napi_value fw_fd(napi_env env, napi_callback_info info) {
     char hex[FH_MAX];
     size_t n;
     napi_get_value_string_utf8(env, argv[1], hex, sizeof(hex), &n);
-    if (n >= sizeof(hex) - 1 || !plain_json(hex)) return NULL; // not a handle: JS serves this fd
-    handle = strdup(hex);
+    // not a handle: JS serves this fd (and no earlier registration of the number may stay)
+    if (n < sizeof(hex) - 1 && plain_json(hex)) handle = strdup(hex);
   }
   pthread_mutex_lock(&fd_mu);
   char *old = fds[fd].handle;

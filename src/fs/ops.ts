@@ -222,10 +222,11 @@ export class VolumeOps {
     },
 
     write: (path, fd, buf, len, pos, cb) => {
-      let seq: number;
+      let seq = 0;
       let written = 0;
       let attempted = false;
-      try {
+      // one locked section: no write served in C may come between a failed whole and its part
+      const journaled = (): void => {
         const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len), fh: this.files.get(fd)?.fh } as const;
         seq = this.mutate(rec, () => {
           attempted = true;
@@ -241,6 +242,10 @@ export class VolumeOps {
           const partSeq = this.mutate(part, () => stampTimes(CWD, part, fd));
           if (written > 0) seq = partSeq;
         }
+      };
+      try {
+        if (this.mode) this.mode.exclusive(journaled);
+        else journaled();
       } catch (err) {
         seq = fuseErrno(err);
       }

@@ -97,12 +97,7 @@ export class BackupMode {
       this.degrade(`the local buffer is full (${this.bufferUsed()} of ${this.bufferMax} bytes not shipped)`);
       return undefined;
     }
-    this.journal.checkSyncInC(); // a failure an fsync in C found degrades the group (syncFailed) before this record
-    if (this.state !== 'normal') return undefined;
-    if (this.journal.writesInCBroken) {
-      this.degrade('a write took effect but could not be journaled (the state disk failed)', { full: true, freeReserve: true });
-      return undefined;
-    }
+    if (!this.journalSound()) return undefined;
     // C may journal writes (native/fastwrite.c) until the buffer's room is used up; the write that
     // would pass it comes here and degrades the group as above.
     this.journal.armWritesInC(limit - this.bufferUsed());
@@ -133,6 +128,23 @@ export class BackupMode {
     });
   }
 
+  /**
+   * What C found since the last JS record: a failed journal sync (the journal then degrades the
+   * group through syncFailed), or a write that took effect unjournaled. False once degraded.
+   */
+  private journalSound(): boolean {
+    this.journal.checkSyncInC();
+    if (this.state === 'normal' && this.journal.writesInCBroken) {
+      this.degrade('a write took effect but could not be journaled (the state disk failed)', { full: true, freeReserve: true });
+    }
+    return this.state === 'normal';
+  }
+
+  /** Runs `fn` holding the journal's append lock (a JS write's part journaled after its failed whole). */
+  exclusive<T>(fn: () => T): T {
+    return this.journal.exclusive(fn);
+  }
+
   private setOf(vol: string, backing: string): DirtySet {
     let set = this.sets.get(vol);
     if (!set) this.sets.set(vol, (set = new DirtySet(vol, backing, this.fullAll)));
@@ -145,13 +157,13 @@ export class BackupMode {
    * what the application's data needs).
    */
   durable(seq?: number): Promise<void> {
-    if (this.state !== 'normal') return this.backingCaughtUp();
+    if (!this.journalSound()) return this.backingCaughtUp();
     return this.journal.durable(seq).catch(() => undefined);
   }
 
   /** The journal durable up to `seq` (true), or not journaling or its sync failed (false). */
   journalDurable(seq?: number): Promise<boolean> {
-    if (this.state !== 'normal') return Promise.resolve(false);
+    if (!this.journalSound()) return Promise.resolve(false);
     return this.journal.durable(seq).then(() => true, () => false);
   }
 

@@ -5,7 +5,7 @@
 // journal order identical to the order in which the serving thread applies operations, and it means
 // a killed daemon loses no acknowledged record. Only durability against power loss is asynchronous:
 // `durable(seq)` batches the fdatasync of every waiting fsync into one (group commit).
-import { mkdirSync, readdirSync, readFileSync, fdatasync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, fdatasync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { Level } from 'level';
@@ -104,6 +104,17 @@ export function listSegments(dir: string): number[] {
   return names.map(parseSegmentName).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
 }
 
+async function syncSegments(dir: string, segments: number[]): Promise<void> {
+  for (const n of segments) {
+    const fh = await open(segmentPath(dir, n), 'r');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
 async function openIndex(dir: string): Promise<Level<string, string>> {
   const db = new Level<string, string>(join(dir, 'index'));
   try {
@@ -126,6 +137,12 @@ export class Journal {
   readonly fast = new FastWriteState();
   /** exclusive() calls in progress on this thread (the lock is taken by the outermost) */
   private exclusiveDepth = 0;
+  /**
+   * C's own open file of the current segment (writes and fdatasyncs in C go through it): Linux
+   * reports a writeback error once per open file, so JS's fd and C's must not share one, or a
+   * failure one side consumed would pass the other by (native/fastwrite.c, commit).
+   */
+  private cFd?: { writer: SegmentWriter; fd: number };
   private syncing = false;
   private waiters: Waiter[] = [];
   private retired: SegmentWriter[] = []; // rotated segments not yet synced
@@ -248,7 +265,12 @@ export class Journal {
   /** Where C appends: the current segment, its end, and how far a record may reach in it. */
   private publishWriter(): void {
     const f = this.fast;
-    f.set('fd', this.writer.fd);
+    if (this.cFd?.writer !== this.writer && !this.closed) {
+      const fd = openSync(this.writer.path, 'r+');
+      if (this.cFd) closeSync(this.cFd.fd); // C's syncs use dups of it; none writes to it after this
+      this.cFd = { writer: this.writer, fd };
+    }
+    f.set('fd', this.cFd?.fd ?? -1);
     f.set('offset', this.writer.offset);
     f.set('preallocated', this.writer.preallocated ? 1 : 0);
     // Past half a segment, the next JS append starts the spare (maybePrepareSpare); C stops there until it has.
@@ -340,7 +362,10 @@ export class Journal {
       { type: 'put', key: 'state:bootId', value: boot },
       ...dropped.map((n) => ({ type: 'del' as const, key: `seg:${n}` })),
     ], { sync: true });
-    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log, segments.length === 0 || dropped.length > 0);
+    // A daemon killed before its records were synced left them in the page cache only: they count
+    // as durable below, so they are made so first (after a power loss this finds what survived).
+    if (wasOpen) await syncSegments(dir, segments);
+    const journal = new Journal(dir, db, writer, nextSeq, generation, segmentBytes, io, log, segments.length === 0 || dropped.length > 0 || wasOpen);
     journal.bytesAtOpen = segments.reduce((n, seg) => n + statSync(segmentPath(dir, seg)).size, 0);
     return { journal, unclean: wasOpen, lastRecord, powerLoss };
   }
@@ -516,15 +541,25 @@ export class Journal {
     }
     Promise.all(syncs)
       .then(() => {
-        this.exclusive(() => {
+        // a failure C's own fdatasync met meanwhile holds for these records too
+        const failedInC = this.exclusive(() => {
+          this.noteSyncFailureInC();
+          if (this.syncFailure) return true;
           this.durableSeq = Math.max(this.durableSeq, target);
           this.fast.set('rotationsSynced', Math.max(this.fast.get('rotationsSynced'), rotations));
+          return false;
         });
+        if (failedInC) return this.settle((w) => (w.reject(this.syncFailure), true));
         this.settle((w) => (w.seq <= target ? (w.resolve(), true) : false));
       })
       .catch((err) => {
         if (!this.syncFailure) {
           this.syncFailure = journalNotDurable(err);
+          // C must stop too: its own fd may not see this error again
+          this.exclusive(() => {
+            this.fast.set('syncFailed', 1);
+            this.fast.set('armed', 0);
+          });
           this.onSyncFailure(this.syncFailure);
         }
         this.settle((w) => (w.reject(this.syncFailure), true));
@@ -570,6 +605,7 @@ export class Journal {
     ], { sync: true });
     for (const w of this.retired) w.close(); // left unsynced by a failed round: no round runs after one
     this.writer.close();
+    if (this.cFd) closeSync(this.cFd.fd);
     rmSync(join(this.dir, SPARE_NAME), { force: true });
     await this.db.close();
   }
