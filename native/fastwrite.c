@@ -1,5 +1,6 @@
-// epochfs: WRITE journaled and applied in C on the FUSE threads, without the hop to the JS thread
-// (docs/ARCHITECTURE.md, "Writes in C"). Compiled into the patched fuse-native binding.
+// epochfs: WRITE and UNLINK journaled and applied in C on the FUSE threads, and FSYNC answered by
+// the journal alone, without the hop to the JS thread (docs/ARCHITECTURE.md, "Writes in C").
+// Compiled into the patched fuse-native binding.
 //
 // The group journal's append state (next seq, segment fd and offset, counters) lives in a struct
 // that JS allocated as an ArrayBuffer and reads as a Float64Array. One mutex in it orders every
@@ -125,7 +126,7 @@ static void void_at(fw_journal *j, off_t at, size_t written) {
   }
 }
 
-// Appends the frame of a write record at the journal's offset; its length, or 0 if it could not be
+// Appends the frame of a record at the journal's offset; its length, or 0 if it could not be
 // written whole (what was written is voided again).
 static size_t append_record(fw_journal *j, uint64_t seq, int opcode, const char *meta, size_t meta_len, const char *data, size_t len) {
   unsigned char fixed[FRAME_HEADER + BODY_FIXED];
@@ -154,20 +155,39 @@ static void appended(fw_journal *j, uint64_t seq, off_t at, size_t frame) {
   j->f[FW_bytes] += (double) frame;
 }
 
+// Does JS let C journal now (normal mode, no resync holding mutations, nothing left unjournaled)?
+static int journaling(fw_journal *j) {
+  return j->f[FW_armed] != 0 && j->f[FW_held] == 0 && j->f[FW_broken] == 0;
+}
+
+// The record of an operation C is about to apply, with the journal locked: its frame's length, or
+// 0 when JS must serve the operation (the segment's limit, the byte budget, a failed append, which
+// JS then meets itself and degrades on). Sets *seq and *at for appended() or void_at().
+static size_t begin_record(fw_journal *j, int opcode, const char *meta, int meta_len, const char *data, size_t len, uint64_t *seq, off_t *at) {
+  if (meta_len < 0 || meta_len >= META_MAX) return 0;
+  size_t frame = FRAME_HEADER + BODY_FIXED + meta_len + len;
+  if (j->f[FW_offset] + frame > j->f[FW_limit] || j->f[FW_bytes] + frame > j->f[FW_budget]) return 0;
+  *seq = (uint64_t) j->f[FW_nextSeq];
+  *at = (off_t) j->f[FW_offset];
+  return append_record(j, *seq, opcode, meta, meta_len, data, len);
+}
+
+// UTIME_OMIT for the atime, `t` for the mtime (stampTimes in src/journal/apply.ts)
+static void mtime_at(uint64_t t, struct timespec times[2]) {
+  times[0] = (struct timespec) { 0, UTIME_OMIT };
+  times[1] = (struct timespec) { (time_t) (t / 1000000000u), (long) (t % 1000000000u) };
+}
+
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
 static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd) {
-  if (j->f[FW_armed] == 0 || j->f[FW_held] != 0 || j->f[FW_broken] != 0) return FASTWRITE_FALLBACK;
-  uint64_t t = now_ns(j);
+  if (!journaling(j)) return FASTWRITE_FALLBACK;
+  uint64_t t = now_ns(j), seq;
+  off_t at;
   char meta[META_MAX];
   int meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"offset\":%" PRId64 "%s%s%s,\"vol\":\"%s\"}",
                           t, path, (int64_t) offset, fh[0] ? ",\"fh\":\"" : "", fh, fh[0] ? "\"" : "", vol);
-  if (meta_len < 0 || meta_len >= (int) sizeof(meta)) return FASTWRITE_FALLBACK;
-  size_t frame = FRAME_HEADER + BODY_FIXED + meta_len + len;
-  if (j->f[FW_offset] + frame > j->f[FW_limit] || j->f[FW_bytes] + frame > j->f[FW_budget]) return FASTWRITE_FALLBACK;
-
-  uint64_t seq = (uint64_t) j->f[FW_nextSeq];
-  off_t at = (off_t) j->f[FW_offset];
-  if (append_record(j, seq, OP_WRITE, meta, meta_len, buf, len) == 0) return FASTWRITE_FALLBACK; // JS meets the same failure and degrades
+  size_t frame = begin_record(j, OP_WRITE, meta, meta_len, buf, len, &seq, &at);
+  if (frame == 0) return FASTWRITE_FALLBACK;
   ssize_t n = pwrite(fd, buf, len, offset);
   int err = n < 0 ? errno : ENOSPC; // nothing written and no error: a full disk, as JS's ShortWrite
   size_t took = n < 0 ? 0 : (size_t) n;
@@ -179,7 +199,8 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     frame = append_record(j, seq, OP_WRITE, meta, meta_len, buf, took);
     if (frame == 0) j->f[FW_broken] = 1; // in effect but not journaled: JS degrades the group (BackupMode.begin)
   }
-  struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t) (t / 1000000000u), (long) (t % 1000000000u) } };
+  struct timespec times[2];
+  mtime_at(t, times);
   if (frame > 0 && futimens(fd, times) != 0) {
     int e = errno;
     void_at(j, at, frame);
@@ -208,20 +229,18 @@ static int parent_of(const char *rel, char *parent, size_t size) {
 }
 
 static int locked_unlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
-  if (j->f[FW_armed] == 0 || j->f[FW_held] != 0 || j->f[FW_broken] != 0) return FASTWRITE_FALLBACK;
+  if (!journaling(j)) return FASTWRITE_FALLBACK;
   const char *rel = path + 1;
   char parent[PATH_MAX];
   if (rel[0] == 0 || !parent_of(rel, parent, sizeof(parent))) return FASTWRITE_FALLBACK;
-  uint64_t t = now_ns(j);
+  uint64_t t = now_ns(j), seq;
+  off_t at;
   char meta[META_MAX];
   int meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"vol\":\"%s\"}", t, path, vol);
-  if (meta_len < 0 || meta_len >= (int) sizeof(meta)) return FASTWRITE_FALLBACK;
-  size_t frame = FRAME_HEADER + BODY_FIXED + meta_len;
-  if (j->f[FW_offset] + frame > j->f[FW_limit] || j->f[FW_bytes] + frame > j->f[FW_budget]) return FASTWRITE_FALLBACK;
-  uint64_t seq = (uint64_t) j->f[FW_nextSeq];
-  off_t at = (off_t) j->f[FW_offset];
-  if (append_record(j, seq, OP_UNLINK, meta, meta_len, NULL, 0) == 0) return FASTWRITE_FALLBACK;
-  struct timespec times[2] = { { 0, UTIME_OMIT }, { (time_t) (t / 1000000000u), (long) (t % 1000000000u) } };
+  size_t frame = begin_record(j, OP_UNLINK, meta, meta_len, NULL, 0, &seq, &at);
+  if (frame == 0) return FASTWRITE_FALLBACK;
+  struct timespec times[2];
+  mtime_at(t, times);
   if (unlinkat(root_fd, rel, 0) != 0 || utimensat(root_fd, parent, times, AT_SYMLINK_NOFOLLOW) != 0) {
     int e = errno;
     void_at(j, at, frame); // as a rollback in JS: the journal holds only what took effect
@@ -262,7 +281,7 @@ static double load(const double *v) {
 }
 
 // Makes the journal durable up to `target` by group commit: one thread syncs the current segment
-// (a dup of its fd, so JS may close it meanwhile) up to the newest record, the others wait for it.
+// (a dup of C's own fd of it, so JS may close that meanwhile) up to the newest record, the others wait for it.
 // 0, -errno of a failed fdatasync (the journal is then not trusted: syncFailed), or FALLBACK when
 // JS must sync (a rotated segment or the journal dir not synced yet, a failure already seen).
 static int commit(fw_journal *j, double target) {
@@ -292,7 +311,7 @@ static int commit(fw_journal *j, double target) {
     if (e == 0 && j->f[FW_syncFailed] != 0) e = -1; // JS's round failed meanwhile: nothing is promised now
     if (e == 0 && upto > j->f[FW_durable]) __atomic_store(&j->f[FW_durable], &upto, __ATOMIC_RELEASE);
     if (e > 0) {
-      // Linux reports a writeback error once: JS must learn it here (Journal.fastSyncFailure)
+      // Linux reports a writeback error once per open file: JS learns it here (Journal.checkSyncInC)
       j->f[FW_syncFailed] = 1;
       j->f[FW_syncErrno] = e;
       j->f[FW_armed] = 0;
@@ -313,7 +332,7 @@ int fastfsync(fw_journal *j, int fd, int datasync) {
   pthread_mutex_lock(&j->mu);
   // BackingSync.journalOnly: the redo after a power loss would bring the file's writes back
   double synced = j->f[FW_synced];
-  int ok = j->f[FW_armed] != 0 && j->f[FW_held] == 0 && j->f[FW_broken] == 0 && j->f[FW_syncFailed] == 0 &&
+  int ok = journaling(j) && j->f[FW_syncFailed] == 0 &&
            synced >= 0 && synced >= j->f[FW_required] && synced >= name_changed;
   double target = j->f[FW_nextSeq] - 1;
   if (!ok) j->f[FW_fsyncFallbacks]++;

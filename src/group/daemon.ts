@@ -407,9 +407,9 @@ export class GroupDaemon {
       mode: this.mode?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
-        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, writesInC: j.writesInC, fsyncsInC: j.fsyncsInC, unlinksInC: j.unlinksInC,
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, ...j.servedInC,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
-        backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync ? { ...this.backingSync.fsyncs, journalOnly: this.backingSync.fsyncs.journalOnly + j.fsyncsInC.served } : null,
+        backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync ? { ...this.backingSync.fsyncs, journalOnly: this.backingSync.fsyncs.journalOnly + j.servedInC.fsyncsInC.served } : null,
       } : null,
       shipping: s && j ? {
         lastEpoch: this.shipper?.lastEpoch?.id ?? null,

@@ -200,21 +200,21 @@ export class Journal {
     this.fast.set('durable', seq);
   }
 
-  /** Unlinks journaled in C since open, and those C handed to JS. */
-  get unlinksInC(): { served: number; handedToJs: number } {
-    return { served: this.fast.get('unlinks'), handedToJs: this.fast.get('unlinkFallbacks') };
-  }
-
-  /** fsyncs answered in C by the journal alone, and those C handed to JS. */
-  get fsyncsInC(): { served: number; handedToJs: number } {
-    return { served: this.fast.get('fsyncs'), handedToJs: this.fast.get('fsyncFallbacks') };
+  /** Writes, fsyncs (by the journal alone) and unlinks served in C since open, and those C handed to JS. */
+  get servedInC(): { [op in 'writesInC' | 'fsyncsInC' | 'unlinksInC']: { served: number; handedToJs: number } } {
+    const f = this.fast;
+    return {
+      writesInC: { served: f.get('writes'), handedToJs: f.get('fallbacks') },
+      fsyncsInC: { served: f.get('fsyncs'), handedToJs: f.get('fsyncFallbacks') },
+      unlinksInC: { served: f.get('unlinks'), handedToJs: f.get('unlinkFallbacks') },
+    };
   }
 
   /**
-   * An fdatasync in C failed (Linux reports a writeback error once, so JS would not see it): from
-   * now on the journal is treated as after a failed round of its own.
+   * Has an fdatasync in C failed (Linux reports a writeback error once per open file, so JS would
+   * not see it)? From then on the journal is treated as after a failed round of its own.
    */
-  private noteSyncFailureInC(): void {
+  checkSyncInC(): void {
     if (this.syncFailure || this.fast.get('syncFailed') === 0) return;
     const errno = this.fast.get('syncErrno');
     this.syncFailure = journalNotDurable(Object.assign(new Error(`fdatasync of the journal failed (errno ${errno})`), { errno: -errno }));
@@ -236,11 +236,6 @@ export class Journal {
 
   get appendedBytes(): number {
     return this.fast.get('bytes');
-  }
-
-  /** Writes journaled in C since open, and those C handed to JS. */
-  get writesInC(): { served: number; handedToJs: number } {
-    return { served: this.fast.get('writes'), handedToJs: this.fast.get('fallbacks') };
   }
 
   /**
@@ -415,11 +410,6 @@ export class Journal {
     return this.durableSeq;
   }
 
-  /** For a caller about to journal: has an fsync served in C found the journal failing? */
-  checkSyncInC(): void {
-    this.noteSyncFailureInC();
-  }
-
   /**
    * Writes a record and gives it the next sequence number; the caller then applies the operation and
    * keeps it, or calls rollback if that failed. Nothing may be appended in between (the serving thread
@@ -514,7 +504,7 @@ export class Journal {
 
   /** Resolves once every record up to `seq` is on stable storage; rejects (EIO) after a failed sync. */
   durable(seq: number = this.lastSeq): Promise<void> {
-    this.noteSyncFailureInC();
+    this.checkSyncInC();
     if (seq <= this.durableSeq) return Promise.resolve();
     if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise((resolve, reject) => {
@@ -525,7 +515,7 @@ export class Journal {
 
   private syncRound(): void {
     if (this.syncing || this.waiters.length === 0) return;
-    this.noteSyncFailureInC();
+    this.checkSyncInC();
     if (this.syncFailure) return this.settle((w) => (w.reject(this.syncFailure), true));
     this.syncing = true;
     const target = this.lastSeq;
@@ -543,7 +533,7 @@ export class Journal {
       .then(() => {
         // a failure C's own fdatasync met meanwhile holds for these records too
         const failedInC = this.exclusive(() => {
-          this.noteSyncFailureInC();
+          this.checkSyncInC();
           if (this.syncFailure) return true;
           this.durableSeq = Math.max(this.durableSeq, target);
           this.fast.set('rotationsSynced', Math.max(this.fast.get('rotationsSynced'), rotations));

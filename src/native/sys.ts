@@ -68,7 +68,7 @@ export function timeSpecToNs(t: TimeSpec): bigint {
   return BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
 }
 
-/** Throws a Node-style error for a negative result, so callers can treat both fs and sys alike. */
+/** EEXIST for -17: the code Node's own fs errors carry (callers match errors by it: apply.ts's redo). */
 function errnoName(negErrno: number): string {
   try {
     return getSystemErrorName(negErrno);
@@ -77,9 +77,9 @@ function errnoName(negErrno: number): string {
   }
 }
 
+/** Throws a Node-style error for a negative result, so callers can treat both fs and sys alike. */
 export function check<T>(result: T | number, what: string, path?: string): T {
   if (typeof result === 'number' && result < 0) {
-    // with the code Node's own fs errors carry: callers match errors by it (apply.ts's redo)
     const code = errnoName(result);
     const err = new Error(`${what}${path ? ` ${path}` : ''}: ${code} (errno ${-result})`) as NodeJS.ErrnoException;
     err.errno = result;
