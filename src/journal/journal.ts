@@ -323,11 +323,12 @@ export class Journal {
     while (segments.length > 1 ? headerless(segments[segments.length - 1]) : segments[0] === 0 && headerless(0)) {
       unlinkSync(segmentPath(dir, segments.pop()!));
     }
-    const dropped = Journal.cutAtTornSegment(dir, segments, log);
-    const wasOpen = (await db.get('state:clean')) === 'false' || dropped.length > 0;
     const lastBoot = await db.get('state:bootId');
     const boot = bootId();
-    const powerLoss = dropped.length > 0 || (wasOpen && lastBoot !== undefined && lastBoot !== boot);
+    const rebooted = (await db.get('state:clean')) === 'false' && lastBoot !== undefined && lastBoot !== boot;
+    const dropped = rebooted ? Journal.cutAtLostWrite(dir, segments, log) : Journal.cutAtTornSegment(dir, segments, log);
+    const wasOpen = (await db.get('state:clean')) === 'false' || dropped.length > 0;
+    const powerLoss = dropped.length > 0 || rebooted;
     const generation = Number((await db.get('state:generation')) ?? '0') + 1;
     let writer: SegmentWriter;
     let nextSeq = 1;
@@ -337,7 +338,7 @@ export class Journal {
       await db.put(`seg:${0}`, '1');
     } else {
       const last = segments[segments.length - 1];
-      const scan = scanSegment(segmentPath(dir, last));
+      const scan = scanSegment(segmentPath(dir, last), { lostWrites: rebooted });
       let step = scan.next();
       while (!step.done) {
         lastRecord = step.value.record;
@@ -391,6 +392,44 @@ export class Journal {
       for (const n of dropped) unlinkSync(segmentPath(dir, n));
       log(`journal: segment ${segments[i]} ends in a torn or lost record (a power loss); dropped segments ${dropped.join(', ')} after it`);
       return dropped;
+    }
+    return [];
+  }
+
+  /**
+   * After the machine stopped with the daemon (another boot id), a disk may have kept any part of
+   * the writes it was not asked to flush, so a record can be lost with later ones kept: the journal
+   * ends at the first record that is bad or out of order, in whatever segment, and that segment is
+   * cut there. Nothing so removed was reported durable: a group commit flushes every record up to
+   * the one it reports, so a record that did not survive was followed by no flush, and neither was
+   * any record after it. (Damage to a flushed record, a second fault, is then taken for a lost write;
+   * the group resyncs whole after a power loss, and the redo loses what the cut removed.) Returns
+   * the segments removed; the cut segment is truncated when it is reopened as the newest.
+   */
+  private static cutAtLostWrite(dir: string, segments: number[], log: (message: string) => void): number[] {
+    let expected: number | undefined;
+    for (let i = 0; i < segments.length; i++) {
+      const scan = scanSegment(segmentPath(dir, segments[i]), { lostWrites: true });
+      let step = scan.next();
+      let last: number | undefined;
+      for (; !step.done; step = scan.next()) last = step.value.record.seq;
+      const { firstSeq, torn } = step.value;
+      const gap = expected !== undefined && firstSeq !== expected;
+      if (gap) {
+        // this segment's records do not follow on: the journal ended in the one before
+        const dropped = segments.splice(i);
+        for (const n of dropped) unlinkSync(segmentPath(dir, n));
+        log(`journal: after a power loss, segment ${dropped[0]} does not follow on from record ${expected! - 1}; dropped segments ${dropped.join(', ')}`);
+        return dropped;
+      }
+      expected = (last ?? firstSeq - 1) + 1;
+      if (torn && i + 1 < segments.length) {
+        const dropped = segments.splice(i + 1);
+        for (const n of dropped) unlinkSync(segmentPath(dir, n));
+        log(`journal: after a power loss, segment ${segments[i]} ends in a lost record after record ${expected - 1}; dropped segments ${dropped.join(', ')} after it`);
+        return dropped;
+      }
+      if (torn) log(`journal: after a power loss, segment ${segments[i]} ends in a lost record after record ${expected - 1}; cut there`);
     }
     return [];
   }

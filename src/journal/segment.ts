@@ -230,7 +230,10 @@ function onlyZerosFrom(fd: number, from: number, size: number): boolean {
  * decodeRecord's checks, and a record whose seq does not follow on from the one before it (or from
  * the header's first seq); with `strict`, so does a torn tail.
  */
-export function* scanSegment(path: string, opts: { strict?: boolean; startOffset?: number } = {}): Generator<ScannedRecord, { end: number; firstSeq: number }> {
+export function* scanSegment(
+  path: string,
+  opts: { strict?: boolean; startOffset?: number; lostWrites?: boolean } = {},
+): Generator<ScannedRecord, { end: number; firstSeq: number; torn: boolean }> {
   const { fd, size, firstSeq } = openSegment(path);
   try {
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
@@ -245,7 +248,7 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
       if (length === 0) break;
       if (offset + FRAME_HEADER + length > size) {
         if (opts.strict) throw new JournalCorruptError(`${path}@${offset}: record runs past the end of the segment`);
-        break;
+        return { end: offset, firstSeq, torn: true };
       }
       if (body.length < length) body = Buffer.alloc(length);
       readSync(fd, body, 0, length, offset + FRAME_HEADER);
@@ -254,11 +257,15 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
         record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
       } catch (err) {
         // A torn write can only be the last frame (zeros may follow it), and fails its checksum; a bad
-        // frame with data after it, or one that passes its checksum, is damage.
-        if (opts.strict || !(err instanceof ChecksumError) || !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
-        break;
+        // frame with data after it, or one that passes its checksum, is damage — unless writes were
+        // lost (`lostWrites`: a power loss, after which a disk may keep any part of what it was not
+        // asked to flush): then it is where the lost part begins.
+        if (opts.strict || !(err instanceof ChecksumError)) throw err;
+        if (!opts.lostWrites && !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
+        return { end: offset, firstSeq, torn: true };
       }
       // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.
+      if (opts.lostWrites && expected !== undefined && record.seq !== expected) return { end: offset, firstSeq, torn: true }; // a stale frame
       if (expected !== undefined && record.seq !== expected) {
         throw new JournalCorruptError(`${path}@${offset}: record ${record.seq} where record ${expected} belongs`);
       }
@@ -266,7 +273,7 @@ export function* scanSegment(path: string, opts: { strict?: boolean; startOffset
       yield { record, offset, length: FRAME_HEADER + length };
       offset += FRAME_HEADER + length;
     }
-    return { end: offset, firstSeq };
+    return { end: offset, firstSeq, torn: false };
   } finally {
     closeSync(fd);
   }

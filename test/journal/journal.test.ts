@@ -305,6 +305,37 @@ describe('journal error paths', () => {
     expect(readdirSync(dir).filter((n) => n.endsWith('.seg')).length).toBe(before);
   });
 
+  it('after a power loss, a lost record with later ones kept ends the journal there, in an older segment or the newest', async () => {
+    for (const where of ['older', 'newest'] as const) {
+      const state = tempDir('journal');
+      const { journal } = await Journal.open(state, { segmentBytes: 1024 });
+      for (let i = 0; i < 30; i++) journal.append({ op: 'write', t, path: '/f', offset: 0, data: Buffer.alloc(200, i) });
+      await journal.durable();
+      // no close (the machine stopped); the disk lost one record's page and kept the ones after it
+      await (journal as unknown as { db: { close(): Promise<void> } }).db.close();
+      const dir = journalDir(state);
+      const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+      const seg = join(dir, where === 'older' ? segs[1] : segs[segs.length - 1]);
+      const recs = scanAll(seg);
+      const bytes = readFileSync(seg);
+      bytes[recs[1].offset + 30] ^= 0xff;
+      writeFileSync(seg, bytes);
+      // the same damage in the newest segment without a reboot is corruption (a kill loses no write)
+      if (where === 'newest') await expect(Journal.open(state)).rejects.toBeInstanceOf(JournalCorruptError);
+      process.env.EPOCHFS_BOOT_ID = `rebooted-${where}`;
+      try {
+        const again = await Journal.open(state);
+        expect([where, again.powerLoss, again.lastRecord?.seq, again.journal.lastSeq]).toEqual([where, true, recs[0].seq, recs[0].seq]);
+        expect(readdirSync(dir).filter((n) => n.endsWith('.seg')).sort().at(-1)).toBe(seg.split('/').pop());
+        again.journal.append(samples[0]); // appends after the cut, and reads back in order
+        await again.journal.close(true);
+        expect(scanAll(seg).map((r) => r.seq)).toEqual([recs[0].seq, recs[0].seq + 1]);
+      } finally {
+        delete process.env.EPOCHFS_BOOT_ID;
+      }
+    }
+  });
+
   it("a new segment's directory entry is synced by the group commit that first covers its records", async () => {
     const state = tempDir('journal');
     const sync = flakySync();
