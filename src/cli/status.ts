@@ -5,6 +5,7 @@ import { askDaemon } from '../group/control.js';
 import { listGroups } from '../fs/registry.js';
 import type { ShipperHealth } from '../shipper/client.js';
 import type { ModeStatus } from '../group/backup-mode.js';
+import type { BaseReadStatus } from '../group/base-reader.js';
 
 interface GroupStatus {
   group: string;
@@ -13,6 +14,7 @@ interface GroupStatus {
   store: string | null;
   volumes: { name: string; mountpoint: string; backing: string }[];
   mode: ModeStatus | null;
+  bases: BaseReadStatus | null;
   buffer: { used: number; max: number } | null;
   journal: { lastSeq: number; durableSeq: number; records: number; bytes: number; writesInC?: { served: number; handedToJs: number }; backingSyncedSeq?: number; fsyncs?: { journalOnly: number; withBacking: number } } | null;
   shipping: {
@@ -42,6 +44,11 @@ function print(s: GroupStatus): void {
     const r = m.lastResync;
     if (r) out.push(`  last resync: ${r.at}, ${r.rounds} rounds, ${r.paths} paths, ${mib(r.bytes)} copied, mutations held ${r.pauseMs.toFixed(1)} ms`);
   }
+  const b = s.bases;
+  if (b?.reading.length) {
+    out.push(`  base: reading ${b.reading.join(', ')} from the live volume since ${b.since}, round ${b.rounds}; epochs wait for it${b.lastError ? ` (last attempt failed: ${b.lastError})` : ''}`);
+  }
+  if (b?.last) out.push(`  last base read: ${b.last.vols.join(', ')} at ${b.last.at}, ${b.last.rounds} rounds in ${b.last.ms} ms, mutations held ${b.last.pauseMs.toFixed(1)} ms`);
   if (s.buffer) out.push(`  buffer: ${mib(s.buffer.used)} of ${mib(s.buffer.max)} (${((100 * s.buffer.used) / s.buffer.max).toFixed(1)} %)`);
   if (s.journal) {
     const inC = s.journal.writesInC ? `; writes served in C ${s.journal.writesInC.served}, handed to JS ${s.journal.writesInC.handedToJs}` : '';

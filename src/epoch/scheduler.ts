@@ -121,6 +121,11 @@ export class EpochScheduler {
   /** Stops the interval and waits until every epoch asked for is durable (or failed). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.idle();
+  }
+
+  /** Resolves once every epoch asked for so far is stored (or failed). */
+  async idle(): Promise<void> {
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 }

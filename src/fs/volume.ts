@@ -31,11 +31,6 @@ export interface VolumeOptions {
   /** remove libfuse's leftover hidden files first (the group's previous daemon stopped uncleanly) */
   cleanHidden?: boolean;
   log?: (msg: string) => void;
-  /**
-   * Runs before the volume's mount marker is journaled and the mount serves (a base copy); the
-   * function it returns runs in the same synchronous turn as the marker's append, with its seq.
-   */
-  beforeServe?: () => Promise<(markerSeq: number) => void>;
 }
 
 function checkDir(path: string, code: 'ENOBACKING' | 'ENOMOUNTPOINT', what: string): void {
@@ -95,9 +90,7 @@ export class Volume {
     await recoverMountpoint(opts.mountpoint, log);
     const { journal } = opts;
     if (opts.mode && opts.cleanHidden) Volume.removeHiddenFiles(opts.mode, opts.name, opts.backing);
-    const atMarker = await opts.beforeServe?.();
-    const seq = journal?.append({ op: 'mount', t: nowNs(), vol: opts.name, backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation }) ?? 0;
-    atMarker?.(seq);
+    journal?.append({ op: 'mount', t: nowNs(), vol: opts.name, backing: opts.backing, mountpoint: opts.mountpoint, generation: journal.generation });
     const volume = new Volume(opts);
     try {
       await volume.start();

@@ -2,9 +2,8 @@
 // the group, served by one process. The first `epochfs mount --group G` starts it; later mounts of
 // G join it through its control socket; it stops with its last volume (docs/ARCHITECTURE.md,
 // "Consistency groups").
-import { fdatasync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { fdatasync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import { Volume } from '../fs/volume.js';
 import { BackingLock } from '../fs/backing-lock.js';
@@ -15,7 +14,6 @@ import type { Record } from '../journal/record.js';
 import { EpochScheduler } from '../epoch/scheduler.js';
 import { holdMutations } from '../fs/ops.js';
 import { ShipperClient } from '../shipper/client.js';
-import { stagedDir, stagedShadowDir } from '../shipper/state.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { Repository } from '../store/repository.js';
 import { nowNs } from '../util/clock.js';
@@ -26,6 +24,7 @@ import { BackupMode } from './backup-mode.js';
 import { BackingSync } from './backing-sync.js';
 import { redoWrites } from '../journal/redo.js';
 import { Resyncer } from './resync.js';
+import { BaseReader } from './base-reader.js';
 
 export interface GroupDaemonOptions {
   group: string;
@@ -68,15 +67,6 @@ function segmentBytesFor(bufferMax: number): number {
   return Math.min(64 << 20, Math.max(1 << 20, Math.floor(bufferMax / 4)));
 }
 
-function copyTree(from: string, to: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cp = spawn('cp', ['-a', `${from}/.`, to], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    cp.stderr.on('data', (d) => (err += d));
-    cp.on('exit', (code) => (code === 0 ? resolve() : reject(new EpochfsError('EDAEMON', `copying the base failed: ${err.trim()}`))));
-  });
-}
-
 export class GroupDaemon {
   private readonly volumes = new Map<string, Volume>();
   /** each attached volume's hold on its backing dir (one daemon per backing dir) */
@@ -88,6 +78,7 @@ export class GroupDaemon {
   private server?: Server;
   private shipper?: ShipperClient;
   private scheduler?: EpochScheduler;
+  private baseReader?: BaseReader;
   private mode: BackupMode | null = null;
   /** the backing sync points that let an fsync wait for the journal alone (with a journal) */
   private backingSync: BackingSync | null = null;
@@ -131,7 +122,8 @@ export class GroupDaemon {
       if (left !== undefined) distrust ??= `the previous daemon stopped while degraded (${left})`;
     }
     const d = (daemon = new GroupDaemon(opts, journal, unclean, await loadGroupVolumes(journal)));
-    if (unclean) GroupDaemon.removeUnfinishedBases(opts.stateDir);
+    // Base copies an earlier version staged before serving (shipper/staged): bases are read online now.
+    rmSync(join(opts.stateDir, 'shipper', 'staged'), { recursive: true, force: true });
     try {
       if (journal) {
         d.backingSync = new BackingSync(journal, () => [...d.volumes.values()].map((v) => v.opts.backing), opts.log);
@@ -170,17 +162,27 @@ export class GroupDaemon {
       opts.log,
     ));
     // A new worker rebuilt its shadows from the last epoch: what a resync copied since is lost.
-    shipper.onRestart = () => mode.unconfirmedResync && mode.degrade('the shipper worker restarted before the epoch after a resync was stored', { full: true });
+    shipper.onWorkerDied = () => {
+      if (mode.unconfirmedResync) mode.degrade('the shipper worker died before the epoch after a resync was stored', { full: true });
+      this.baseReader?.kick(); // the new worker reads again the bases the last epoch did not hold
+    };
     this.scheduler = new EpochScheduler(journal, shipper, opts.log, {
       expected: () => this.awaited(),
-      notNow: () => (mode.state === 'normal' ? null : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
+      notNow: () => (mode.state === 'normal'
+        ? (shipper.health.state === 'stopped' ? null : this.baseReader?.notNow ?? null) // stopped: its epochs say why
+        : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
       onShipped: (seq) => mode.shipped(seq),
       onFailed: (err) => (err as { code?: string }).code === 'ERESYNC' && mode.degrade(err.message, { full: true }),
       trimTo: () => this.backingSync?.synced ?? Infinity,
     });
     this.scheduler.start(opts.epochIntervalMs);
-    const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold: () => holdMutations(journal), log: opts.log });
-    this.resyncTimer = setInterval(() => void resyncer.tick().catch((err) => opts.log(`resync: ${err.message}`)), 1000);
+    const hold = () => holdMutations(journal);
+    const bases = (this.baseReader = new BaseReader({ journal, shipper, scheduler: this.scheduler, mode, hold, log: opts.log }));
+    const resyncer = new Resyncer({ journal, shipper, scheduler: this.scheduler, mode, stateDir: opts.stateDir, hold, baseReading: () => bases.busy, log: opts.log });
+    this.resyncTimer = setInterval(() => {
+      bases.tick();
+      void resyncer.tick().catch((err) => opts.log(`resync: ${err.message}`));
+    }, 1000);
     this.resyncTimer.unref();
   }
 
@@ -252,10 +254,10 @@ export class GroupDaemon {
         await saveGroupVolumes(this.journal, this.declared);
       }
       await this.journal?.putState(`volume:${req.name}`, req.backing);
+      this.baseReader?.expect(req.name); // from its mount marker on, epochs wait for its base
       volume = await Volume.mount({
         name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, mode: this.mode, backingSync: this.backingSync, cacheTimeout: req.cacheTimeout,
         cleanHidden: this.unclean && !this.cleaned.has(req.name), log: this.opts.log,
-        beforeServe: this.shipper ? () => this.stageBase(req.name, req.backing) : undefined,
       });
     } catch (err) {
       lock?.release();
@@ -263,6 +265,8 @@ export class GroupDaemon {
     } finally {
       this.reserved.delete(nameKey);
       this.reserved.delete(mountKey);
+      // Its base is read from the live volume while it serves (one that failed to mount: dropped)
+      this.baseReader?.kick();
     }
     this.cleaned.add(req.name);
     this.volumes.set(req.name, volume);
@@ -271,33 +275,6 @@ export class GroupDaemon {
     registerDaemon({ pid: process.pid, mountpoint: volume.opts.mountpoint, backing: volume.opts.backing, stateDir: this.opts.stateDir, group: this.group, name: req.name, socket: groupSocketPath(this.group) });
     this.opts.log(`mounted ${volume.opts.backing} on ${volume.opts.mountpoint} as ${req.name} in group ${this.group}`);
     void volume.whenExited().then(() => this.detach(req.name));
-    // The volume's base goes into the store with the next epoch: take it now (degraded: after the resync).
-    if (this.mode?.state === 'normal') this.scheduler?.checkpoint().epoch.catch((err) => this.opts.log(`epoch failed: ${err.message}`));
-  }
-
-  /**
-   * The base of a volume joining a group that ships: its tree, copied before the mount serves (so
-   * nothing changes it meanwhile), then named after its mount marker in the same synchronous turn
-   * as the marker's append: whenever the shipper reads the marker, the complete base is there.
-   */
-  /** Base copies a killed daemon left half made (this daemon holds the state dir alone: the LevelDB lock). */
-  private static removeUnfinishedBases(stateDir: string): void {
-    const dir = stagedDir(stateDir);
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return; // none yet
-    }
-    for (const n of names) if (n.includes('.tmp-')) rmSync(join(dir, n), { recursive: true, force: true });
-  }
-
-  private async stageBase(name: string, backing: string): Promise<(seq: number) => void> {
-    const tmp = `${stagedShadowDir(this.opts.stateDir, name, 0)}.tmp-${process.pid}-${Date.now()}`;
-    mkdirSync(tmp, { recursive: true, mode: 0o700 });
-    this.opts.log(`copying the base of ${name} (${backing})`);
-    await copyTree(backing, tmp);
-    return (seq) => renameSync(tmp, stagedShadowDir(this.opts.stateDir, name, seq));
   }
 
   /** The mount of `name` has ended: its last state goes into an epoch, then it leaves the group. */
@@ -307,8 +284,9 @@ export class GroupDaemon {
     // Its records after the last sync point are the redo log of its backing dir: synced before its
     // umount marker says it left (src/journal/redo.ts skips a volume's records before that marker).
     await this.backingSync?.syncOne(volume.opts.backing).catch((err) => this.opts.log(`sync of ${volume.opts.backing} failed: ${err.message}`));
+    await this.baseReader?.settled(); // its base (or another's) read first: the last epoch then holds it
     // Neither record may stop the detach (a full disk): the volume's lock and entry must still go.
-    const last = this.scheduler?.changed && this.mode?.state === 'normal' ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
+    const last = this.scheduler?.changed && this.mode?.state === 'normal' && !this.baseReader?.notNow ? this.journalMarker(`last barrier of ${name}`, () => this.scheduler!.checkpoint().epoch) : undefined;
     this.journalMarker(`umount record of ${name}`, () => this.journal?.append({ op: 'umount', t: nowNs(), vol: name }));
     volume.close();
     this.volumes.delete(name);
@@ -364,6 +342,7 @@ export class GroupDaemon {
         return { ok: true };
       case 'checkpoint': {
         if (!this.scheduler) return { ok: false, error: `group ${this.group} does not ship to a store`, code: 'EUSAGE' };
+        await this.baseReader?.settled(); // an epoch holds every volume that serves: a base being read first
         const c = this.scheduler.checkpoint();
         if (!req.wait) return { ok: true, seq: c.seq, pauseUs: c.pauseUs };
         const epoch = await c.epoch;
@@ -387,6 +366,7 @@ export class GroupDaemon {
     if (!this.journal) return { ok: false, error: `group ${this.group} has no journal`, code: 'EUSAGE' };
     const seq = await journalRemoval(this.journal, this.declared, name);
     this.opts.log(`volume ${name} removed from group ${this.group} (record ${seq})`);
+    await this.baseReader?.settled();
     const epoch = this.scheduler ? await this.scheduler.checkpoint().epoch : undefined;
     return { ok: true, seq, epoch: epoch?.id ?? null };
   }
@@ -405,6 +385,7 @@ export class GroupDaemon {
       store: this.opts.store ?? null,
       volumes: [...this.volumes.values()].map((v) => ({ name: v.name, mountpoint: v.opts.mountpoint, backing: v.opts.backing })),
       mode: this.mode?.status() ?? null,
+      bases: this.baseReader?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
         lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, ...j.servedInC,

@@ -28,6 +28,8 @@ export interface ResyncDeps {
   stateDir: string;
   /** holds every mutating operation of the group until the returned function is called */
   hold: () => () => void;
+  /** true while a base is read (src/group/base-reader.ts): it holds the shadows and may hold mutations */
+  baseReading: () => boolean;
   log: (m: string) => void;
 }
 
@@ -50,7 +52,7 @@ export class Resyncer {
   /** Called every second: starts a resync when the group is degraded and it can succeed. */
   async tick(): Promise<void> {
     const { mode } = this.d;
-    if (mode.state !== 'degraded' || this.running || Date.now() < this.notBefore) return;
+    if (mode.state !== 'degraded' || this.running || this.d.baseReading() || Date.now() < this.notBefore) return;
     if (mode.journalBroken) return void (mode.waiting = 'a remount (the journal could not be synced)');
     this.running = true;
     try {
@@ -128,7 +130,7 @@ export class Resyncer {
     const t0 = process.hrtime.bigint();
     try {
       const seq = journal.append({ op: 'barrier', t: nowNs() });
-      const stats = await shipper.resync(seq, plans, tolerant);
+      const stats = await shipper.resync(seq, plans, tolerant, true); // bases being read are complete too
       mode.resumed(seq, summary({ seq, ...stats, pauseMs: Number(process.hrtime.bigint() - t0) / 1e6 }));
       return seq;
     } finally {

@@ -7,8 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { EpochfsError, isErrorCode } from '../util/errors.js';
 import type { VolumePlan } from '../group/dirty-set.js';
-import type { ShippedEpoch } from './shipper.js';
-import type { SyncStats } from './tree-sync.js';
+import type { ResyncStats, ShippedEpoch } from './shipper.js';
 import type { FromWorker, ToWorker, WorkerInput } from './worker.js';
 
 export const MAX_RESTARTS = 3;
@@ -61,8 +60,11 @@ export class ShipperClient {
   private stopping = false;
   lastEpoch?: ShippedEpoch;
   lastError: ShipperHealth['lastError'] = null;
-  /** Called when a new worker has replaced one that died (its shadows were rebuilt from the last epoch). */
-  onRestart: () => void = () => {};
+  /**
+   * Called when a worker died and a new one is to replace it (its shadows are rebuilt from the last
+   * epoch). Requests made from here on wait for the new worker.
+   */
+  onWorkerDied: () => void = () => {};
 
   private constructor(worker: Worker, readonly cursor: number, private readonly input: WorkerInput, private readonly log: (m: string) => void) {
     this.attach(worker);
@@ -119,10 +121,10 @@ export class ShipperClient {
         if (this.stopping) return void started.worker.terminate();
         this.attach(started.worker);
         this.log(`shipper worker restarted (${this.restartTimes.length} of ${MAX_RESTARTS}), resuming after seq ${started.cursor}`);
-        this.onRestart();
         for (const m of this.held.splice(0)) started.worker.postMessage(m);
       }, (err: Error) => this.stopShipping(`the shipper worker could not be restarted: ${err.message}`))
       .finally(() => (this.restarting = undefined));
+    this.onWorkerDied();
   }
 
   private stopShipping(reason: string): void {
@@ -139,9 +141,9 @@ export class ShipperClient {
     return (m as Extract<FromWorker, { type: 'epoch' }>).epoch;
   }
 
-  /** The copying half of a resync (Shipper.resync). */
-  async resync(seq: number, plans: VolumePlan[], tolerant: boolean): Promise<SyncStats> {
-    const m = await this.request({ type: 'resync', seq, plans, tolerant });
+  /** The copying half of a resync, or a round of reading bases (Shipper.resync). */
+  async resync(seq: number, plans: VolumePlan[], tolerant: boolean, final: boolean | string[] = false): Promise<ResyncStats> {
+    const m = await this.request({ type: 'resync', seq, plans, tolerant, final });
     return (m as Extract<FromWorker, { type: 'resynced' }>).stats;
   }
 

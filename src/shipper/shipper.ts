@@ -1,9 +1,9 @@
 // The shipper of a consistency group: applies the group's journal to a shadow copy of each volume,
 // and at each barrier stores every attached volume as one epoch, reading again only what changed
-// (docs/ARCHITECTURE.md, "Shipping"). It runs in a worker thread: nothing it does (replay, hashing,
+// (docs/ARCHITECTURE.md, "Shipping"). A volume that joins without a shadow gets its base read from
+// the live volume while it serves (see resync and "Reading a base while serving"). It runs in a worker thread: nothing it does (replay, hashing,
 // encryption, uploads) touches the thread that serves the mounts.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
@@ -17,12 +17,11 @@ import { restoreTree } from '../store/restore.js';
 import { TreeBuilder, type BuildCaches } from '../store/snapshot.js';
 import { withZeroUmask } from '../util/umask.js';
 import { EpochfsError } from '../util/errors.js';
-import type { VolumePlan } from '../group/dirty-set.js';
+import { DirtySet, type VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
 import {
-  cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, stagedDir, stagedShadowDir,
-  SHIPPER_STATE_VERSION, type ShipperState,
+  cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, shipperDir, SHIPPER_STATE_VERSION, type ShipperState,
 } from './state.js';
 
 export interface ShipperOptions {
@@ -48,6 +47,23 @@ export interface ShippedEpoch {
   missing: string[];
 }
 
+/** What one round of base reading copied (see Shipper.resync): the next round copies what changed meanwhile. */
+export interface BaseRound {
+  /** the volumes whose base is being read */
+  vols: string[];
+  paths: number;
+  chunks: number;
+  /** a whole volume was compared */
+  full: boolean;
+}
+
+export interface ResyncStats extends SyncStats {
+  /** the bases read in this round, null when none is being read */
+  bases: BaseRound | null;
+  /** the bases whose reading this (final) round ended */
+  ended: string[];
+}
+
 /** One attached volume as the shipper sees it. */
 class ShadowVolume {
   readonly replayer: TreeReplayer;
@@ -56,12 +72,29 @@ class ShadowVolume {
   leaving = false;
   /** hard-linked files' names synced by resyncs (src/shipper/tree-sync.ts) */
   readonly linkedNames = new Map<string, string[]>();
+  /**
+   * Its base is being read from the live volume (it joined without a shadow): its records are not
+   * applied to the shadow but remembered here by path, and copied from the live volume in the next
+   * round. Until a final round ends it, the volume is in no epoch.
+   */
+  base: DirtySet | null = null;
 
   constructor(readonly root: string, public caches: BuildCaches, chunkSize: number, full: boolean) {
     this.replayer = new TreeReplayer(root);
     this.dirty = new DirtyTracker(root, chunkSize);
     this.dirty.full = full;
   }
+}
+
+/** The bases being read, as the shipper state keeps them (see ShipperState.bases). */
+function basesOf(reading: [string, ShadowVolume][]): Pick<ShipperState, 'bases'> {
+  return { bases: reading.length ? Object.fromEntries(reading.map(([name, v]) => [name, v.base!.backing])) : undefined };
+}
+
+/** Fault injection for tests: each round of base reading takes at least this long (a large volume). */
+function baseRoundFault(): void {
+  const ms = Number(process.env.EPOCHFS_FAULT_BASE_ROUND_MS ?? 0);
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export class Shipper {
@@ -134,6 +167,8 @@ export class Shipper {
         this.volumes.set(name, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
       } else this.volumes.set(name, new ShadowVolume(root, cachesOf(caches), this.chunkSize, false));
     }
+    // Bases being read at the last epoch: read again, whole (their changes since were only in memory).
+    for (const [name, backing] of Object.entries(saved.bases ?? {})) if (!this.volumes.has(name)) this.readBaseOf(name, backing);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.untrusted = false;
   }
@@ -146,27 +181,59 @@ export class Shipper {
    */
   async ship(barrier: number, expected: string[] = [], trimTo = Infinity): Promise<ShippedEpoch> {
     if (barrier <= this.state.cursor) throw new Error(`barrier ${barrier} is not after the shipped cursor ${this.state.cursor}`);
+    // The shadows cannot go back: a round advanced past this barrier would store a later state under it.
+    if (barrier < this.shadowSeq) throw new Error(`barrier ${barrier} is behind the shadow copies (advanced to ${this.shadowSeq})`);
     await this.onShadows(() => this.advance(barrier, false));
     return this.storeEpoch(barrier, expected, trimTo);
   }
 
   /**
-   * The copying half of a resync (docs/ARCHITECTURE.md, "Degraded mode and resync"): advances the
-   * shadows to `seq` (`tolerant`: records that do not apply are skipped — the shadow is about to be
-   * compared with the live volume anyway), then copies into each volume's shadow what its plan names.
+   * The copying half of a resync (docs/ARCHITECTURE.md, "Degraded mode and resync") and of reading a
+   * base ("Reading a base while serving"): advances the shadows to `seq` (`tolerant`: records that do
+   * not apply are skipped — the shadow is about to be compared with the live volume anyway), then
+   * copies into each volume's shadow what its plan names, and into each base being read what changed
+   * since its last round. `final` (mutations held, `seq` a barrier) ends the reading of the bases it
+   * names (true: all): their shadows are the live volumes at `seq`, and their records after it are
+   * applied as any volume's. A named base that needs a whole compare (its worker restarted since),
+   * and any base not named, is not copied in a final round: that waits for the next pre-copy round.
    */
-  async resync(seq: number, plans: VolumePlan[], tolerant: boolean): Promise<SyncStats> {
-    const total: SyncStats = { paths: 0, bytes: 0 };
+  async resync(seq: number, plans: VolumePlan[], tolerant: boolean, final: boolean | string[] = false): Promise<ResyncStats> {
+    const total: ResyncStats = { paths: 0, bytes: 0, bases: null, ended: [] };
+    const add = (stats: SyncStats) => {
+      total.paths += stats.paths;
+      total.bytes += stats.bytes;
+    };
     await this.onShadows(() => {
       this.advance(seq, tolerant);
-      for (const plan of plans) {
-        const stats = this.syncVolume(plan);
-        total.paths += stats.paths;
-        total.bytes += stats.bytes;
+      for (const plan of plans) add(this.syncVolume(plan));
+      for (const [name, v] of this.volumes) {
+        if (!v.base) continue;
+        const ending = final === true || (Array.isArray(final) && final.includes(name) && !v.base.full);
+        if (final !== false && !ending) continue;
+        const round = (total.bases ??= { vols: [], paths: 0, chunks: 0, full: false });
+        const plan = v.base.take();
+        round.vols.push(name);
+        round.paths += plan.paths.length;
+        round.chunks += plan.paths.reduce((n, [, m]) => n + (m.chunks ? m.chunks.length : 1), 0);
+        round.full ||= plan.full;
+        add(this.syncVolume(plan));
+        if (ending) {
+          this.baseRead(name, v);
+          total.ended.push(name);
+        }
       }
     });
-    this.resyncedSinceEpoch = true;
+    if (total.bases) baseRoundFault();
+    // the shadows hold copies the journal does not: they cannot be rebuilt from the last epoch and it
+    // (a base still being read is read again after a rebuild: its volume is in no epoch yet)
+    if (plans.length || total.ended.length) this.resyncedSinceEpoch = true;
     return total;
+  }
+
+  private baseRead(name: string, v: ShadowVolume): void {
+    v.base = null;
+    this.carried.delete(name); // its new base replaces the state it left with
+    this.log(`base of volume ${name} read; it is in epochs from here on`);
   }
 
   /** Checks that the store takes writes (a degraded group asks before it resyncs). */
@@ -185,6 +252,7 @@ export class Shipper {
       }
       await this.loadShadows(this.state, true);
     }
+    mkdirSync(shipperDir(this.opts.stateDir), { recursive: true, mode: 0o700 });
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
     try {
       withZeroUmask(change);
@@ -217,11 +285,7 @@ export class Shipper {
   private syncVolume(plan: VolumePlan): SyncStats {
     let v = this.volumes.get(plan.vol);
     if (!v) {
-      const root = shadowDir(this.opts.stateDir, plan.vol);
-      rmSync(root, { recursive: true, force: true });
-      mkdirSync(root, { recursive: true, mode: 0o700 });
-      v = new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true);
-      this.volumes.set(plan.vol, v);
+      v = this.emptyShadow(plan.vol);
       this.carried.delete(plan.vol);
       plan = { ...plan, full: true };
       this.log(`resync: volume ${plan.vol} had no shadow copy; copying it whole`);
@@ -233,54 +297,52 @@ export class Shipper {
   }
 
   private applyRecord(rec: Record, redo: boolean): void {
-    if (rec.op === 'mount') return this.attach(rec.vol, rec.seq);
+    if (rec.op === 'mount') return this.attach(rec);
     if (rec.op === 'umount') return this.detach(rec.vol);
     if (rec.op === 'remove') return this.remove(rec.vol);
     if (rec.vol === undefined) return; // group-wide markers
     const v = this.volumes.get(rec.vol);
-    if (!v) return; // a volume whose base copy never completed: it was never served
+    if (!v) return; // no shadow here: records before its mount marker (hidden files removed at a restart), or after it left unread
+    if (v.base) return v.base.note(rec); // its shadow is brought up to date from the live volume
     v.replayer.apply(rec, redo);
     v.dirty.note(rec);
   }
 
-  /** A volume (re)joins at its mount marker: its base is the copy the daemon staged then. */
-  private attach(vol: string, seq: number): void {
-    const staged = stagedShadowDir(this.opts.stateDir, vol, seq);
+  /**
+   * A volume (re)joins at its mount marker. A volume that has a shadow and did not leave since (a
+   * killed daemon; a worker rebuilt from the last epoch) keeps it: the last epoch's state replayed
+   * without a gap up to the marker is its state there (a killed daemon loses no record, and recovery
+   * redid the last one). Any other volume's base is read from the live volume while it serves.
+   */
+  private attach(rec: Extract<Record, { op: 'mount' }>): void {
+    const shadow = this.volumes.get(rec.vol);
+    if (shadow && !shadow.leaving && !shadow.base) return;
+    this.readBaseOf(rec.vol, rec.backing);
+  }
+
+  /** Starts reading the base of `vol` from its live tree `backing`, into a shadow made empty. */
+  private readBaseOf(vol: string, backing: string): void {
+    this.emptyShadow(vol).base = new DirtySet(vol, backing, true);
+    this.log(`reading the base of volume ${vol} from ${backing}`);
+  }
+
+  /** A new, empty shadow for `vol` in place of any it had. */
+  private emptyShadow(vol: string): ShadowVolume {
+    this.dropShadow(vol);
     const root = shadowDir(this.opts.stateDir, vol);
-    const shadow = this.volumes.get(vol);
-    if (!existsSync(staged) && shadow && !shadow.leaving) {
-      // An interrupted epoch (a kill, a dead worker) had moved this base into the shadow, which was
-      // then rebuilt from the last epoch. The volume never left since: its shadow, replayed without
-      // a gap up to this marker, is its state here (a killed daemon loses no record, and recovery
-      // redid the last one; a group degraded meanwhile resyncs it from the live volume anyway), so
-      // it stays in the group's epochs, also while it is not mounted, and a kill costs no resync.
-      return;
-    }
-    shadow?.replayer.close();
-    this.volumes.delete(vol);
-    rmSync(root, { recursive: true, force: true });
-    if (!existsSync(staged)) {
-      if (existsSync(`${staged}.used`)) {
-        // Its base went into a shadow that was then rebuilt from an epoch without it (that epoch
-        // failed), and it had no shadow to go on from (its first join, or a join after it left):
-        // only the live volume has it now.
-        throw new EpochfsError('ERESYNC', `volume ${vol} lost its base copy (joined at record ${seq}) with a failed epoch: a full resync is needed`);
-      }
-      // Its base is staged before its marker is written: this volume never served.
-      this.log(`volume ${vol} (joined at record ${seq}) has no base copy; it is left out of epochs until it is mounted again`);
-      return;
-    }
-    mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
-    writeFileSync(`${staged}.used`, ''); // first: a kill between the two must not lose the base unnoticed
-    renameSync(staged, root);
-    this.carried.delete(vol); // its new base replaces the state it left with
-    this.volumes.set(vol, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    const v = new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true);
+    this.volumes.set(vol, v);
+    return v;
   }
 
   /** Its shadow is its last state: the next epoch stores it from there, detached. */
   private detach(vol: string): void {
     const v = this.volumes.get(vol);
     if (!v) return;
+    // It left before its base was read: no epoch has it since it joined; its carried entry (if it
+    // had left before) stays what the group's epochs hold of it.
+    if (v.base) return void this.dropShadow(vol);
     v.replayer.close();
     v.leaving = true;
   }
@@ -302,17 +364,20 @@ export class Shipper {
 
   /** Packs, then index, then the epoch record; then the state that says it is done. */
   private async storeEpoch(seq: number, expected: string[], trimTo = Infinity): Promise<ShippedEpoch> {
-    if (this.volumes.size === 0 && !(this.removed && this.carried.size > 0)) {
+    const reading = [...this.volumes].filter(([, v]) => v.base);
+    if (this.volumes.size === reading.length && !(this.removed && this.carried.size > 0)) {
       // No volume is attached or leaving: there is nothing new to store, only the cursor to move.
-      this.state = { ...this.state, cursor: seq, volumes: {} };
+      this.state = { ...this.state, cursor: seq, volumes: {}, ...basesOf(reading) };
       saveShipperState(this.opts.stateDir, this.state);
       rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
       return { id: this.state.lastEpoch ?? '', seq, bytesAdded: 0, files: 0, volumes: [], detached: [], missing: [] };
     }
     const before = this.blobs.bytesAdded;
-    const entries: EpochVolume[] = [...this.carried.values()];
+    // A volume being read serves again: its carried (left) state is not its state at this barrier.
+    const entries: EpochVolume[] = [...this.carried.values()].filter((e) => !this.volumes.get(e.name)?.base);
     const next = new Map<string, BuildCaches>();
     for (const [name, v] of this.volumes) {
+      if (v.base) continue; // in no epoch until its base is read
       const builder = new TreeBuilder(this.blobs, this.chunkSize, v.dirty, v.caches);
       const snap = await builder.build(v.root);
       entries.push({ name, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes, ...(v.leaving ? { detached: true as const } : {}) });
@@ -321,7 +386,7 @@ export class Shipper {
     entries.sort((a, b) => (a.name < b.name ? -1 : 1));
     await this.blobs.flush();
     const bytesAdded = this.blobs.bytesAdded - before;
-    const missing = [...new Set(expected)].filter((n) => !entries.some((e) => e.name === n)).sort();
+    const missing = [...new Set([...expected, ...reading.map(([name]) => name)])].filter((n) => !entries.some((e) => e.name === n)).sort();
     const record: EpochRecord = {
       time: new Date().toISOString(), group: this.opts.group, seq, parent: this.state.lastEpoch, bytesAdded, volumes: entries,
       ...(missing.length ? { partial: true as const, missing } : {}),
@@ -333,25 +398,18 @@ export class Shipper {
     this.removed = false;
     this.state = {
       ...this.state, cursor: seq, lastEpoch: id,
-      volumes: Object.fromEntries([...this.volumes].map(([name, v]) => [name, cachesToJson(v.caches)])),
+      volumes: Object.fromEntries([...this.volumes].filter(([, v]) => !v.base).map(([name, v]) => [name, cachesToJson(v.caches)])),
+      ...basesOf(reading),
     };
     saveShipperState(this.opts.stateDir, this.state);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.resyncedSinceEpoch = false;
-    this.forgetUsedBases();
     for (const v of this.volumes.values()) v.dirty.clear();
     this.trim(Math.min(seq, trimTo));
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
     this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
     return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
-  }
-
-  /** The bases used by shadows are in a stored epoch now: a rebuild no longer needs them. */
-  private forgetUsedBases(): void {
-    const dir = stagedDir(this.opts.stateDir);
-    if (!existsSync(dir)) return;
-    for (const n of readdirSync(dir)) if (n.endsWith('.used')) rmSync(join(dir, n), { force: true });
   }
 
   /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */

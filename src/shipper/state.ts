@@ -20,6 +20,8 @@ export interface ShipperState {
   lastEpoch: string | null;
   /** the volumes in the last epoch, with what their next epoch may reuse */
   volumes: { [name: string]: VolumeCaches };
+  /** volumes whose base was being read at the last epoch (name -> backing dir): read again, whole */
+  bases?: { [name: string]: string };
 }
 
 export function shipperDir(stateDir: string): string {
@@ -29,16 +31,6 @@ export function shipperDir(stateDir: string): string {
 /** A volume's shadow copy: the volume as of the shipper's cursor. */
 export function shadowDir(stateDir: string, vol: string): string {
   return join(shipperDir(stateDir), 'shadow', vol);
-}
-
-/** Where the daemon stages base copies (see stagedShadowDir). */
-export function stagedDir(stateDir: string): string {
-  return join(shipperDir(stateDir), 'staged');
-}
-
-/** The base copy the daemon took of a volume before serving it, at its mount marker `seq`. */
-export function stagedShadowDir(stateDir: string, vol: string, seq: number): string {
-  return join(stagedDir(stateDir), `${vol}@${seq}`);
 }
 
 /** Present while the shadow copy is being advanced: if found at start, the shadow is not trusted. */

@@ -41,6 +41,7 @@ function join(dir: string, name: string): string {
 }
 
 const NS = 1_000_000_000n;
+const ZEROS = Buffer.alloc(RESYNC_CHUNK);
 
 /** What a path needs: `subtree` to bring everything below it (all of its data) up to date too. */
 interface How {
@@ -350,6 +351,8 @@ export class TreeSync {
     const pos = c * RESYNC_CHUNK;
     const n = readSync(src, this.buf, 0, RESYNC_CHUNK, pos);
     if (n === 0) return false;
+    // a new shadow file: zeros stay a hole (its size is set after), as `cp` keeps a sparse file sparse
+    if (!compare && this.buf.subarray(0, n).equals(ZEROS.subarray(0, n))) return false;
     if (compare) {
       const m = readSync(dst, this.other, 0, n, pos).valueOf();
       if (m === n && this.buf.subarray(0, n).equals(this.other.subarray(0, n))) return false;

@@ -1,9 +1,8 @@
 // The shipper's worker thread: receives barrier sequence numbers, answers with stored epochs, one
 // at a time in order.
 import { parentPort, workerData } from 'node:worker_threads';
-import { Shipper, type ShippedEpoch } from './shipper.js';
+import { Shipper, type ResyncStats, type ShippedEpoch } from './shipper.js';
 import type { VolumePlan } from '../group/dirty-set.js';
-import type { SyncStats } from './tree-sync.js';
 
 export interface WorkerInput {
   stateDir: string;
@@ -17,12 +16,12 @@ export interface WorkerInput {
 
 export type ToWorker =
   | { type: 'ship'; id: number; seq: number; expected: string[]; trimTo: number }
-  | { type: 'resync'; id: number; seq: number; plans: VolumePlan[]; tolerant: boolean }
+  | { type: 'resync'; id: number; seq: number; plans: VolumePlan[]; tolerant: boolean; final: boolean | string[] }
   | { type: 'probe'; id: number };
 export type FromWorker =
   | { type: 'ready'; cursor: number }
   | { type: 'epoch'; id: number; epoch: ShippedEpoch }
-  | { type: 'resynced'; id: number; stats: SyncStats }
+  | { type: 'resynced'; id: number; stats: ResyncStats }
   | { type: 'probed'; id: number }
   | { type: 'error'; id: number; message: string; code?: string }
   | { type: 'log'; message: string }
@@ -37,7 +36,7 @@ async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
     case 'ship':
       return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected, msg.trimTo) };
     case 'resync':
-      return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant) };
+      return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant, msg.final) };
     case 'probe':
       await shipper.probe();
       return { type: 'probed', id: msg.id };

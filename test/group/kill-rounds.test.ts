@@ -230,7 +230,6 @@ describe('kill -9 of a shipping group daemon', () => {
 
     const verify = await epochfs(['verify', '--store', group.store], { env });
     expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/: 0 problems/)]);
-    expect(readdirSync(join(group.state, 'shipper', 'staged'))).toEqual([]); // every staged base was used or removed
 
     const repo = await Repository.open(new LocalBackend(group.store), Buffer.from(PASS));
     const blobs = await BlobStore.load(repo);
@@ -269,39 +268,40 @@ describe('kill -9 of a shipping group daemon', () => {
   }, 400_000);
 });
 
-describe('a shipper interrupted after a volume\'s base was used', () => {
-  // The state a kill (or a dead worker) leaves when it interrupts the first epoch after volumes
-  // re-joined: shipper/state.json still at the epoch before (E), shadow.busy present, the staged
-  // bases of the re-joins moved into the shadows (so gone) and marked used. Built here exactly:
-  // after the re-joins' epoch was stored, E's state.json is put back, with shadow.busy and the
-  // used-marks of the mount markers after E.
-  it('keeps the volume in every epoch, at its exact state, instead of leaving it out', async () => {
+describe('a volume whose base is read while it serves', () => {
+  // A volume joining a shipping group serves at once; its base is read from the live volume in
+  // rounds (src/group/base-reader.ts), slowed here so that writes and a kill land while it is read
+  // (EPOCHFS_FAULT_BASE_ROUND_MS: each round takes 1.5 s, as a large volume's would).
+  it('journals every write meanwhile, survives a kill, and is then in every epoch at its exact state', async () => {
     g = await makeGroup('kill-base', 2, env);
     const group = g;
     const [v0, v1] = group.vols;
-    const mountBoth = async () => {
-      for (const v of group.vols) await mountInGroup(group, GROUP, v, env);
-    };
-    await mountBoth();
-    for (const v of group.vols) writeFileSync(join(v.mnt, 'f'), `${v.name} before E\n`);
-    const e = JSON.parse(await epochfsOk(['checkpoint', '--group', GROUP, '--json'], { env })) as { seq: number };
-    const shipper = join(group.state, 'shipper');
-    const atE = readFileSync(join(shipper, 'state.json'));
+    const slow = { ...env, EPOCHFS_FAULT_BASE_ROUND_MS: '1500' };
+    for (let i = 0; i < 50; i++) writeFileSync(join(v1.backing, `old-${i}`), `${i}\n`.repeat(1000));
+    await mountInGroup(group, GROUP, v0, slow);
+    writeFileSync(join(v0.mnt, 'f'), 'vol0 before the kill\n');
+    const t0 = Date.now();
+    await mountInGroup(group, GROUP, v1, slow);
+    const mountMs = Date.now() - t0;
+    writeFileSync(join(v1.mnt, 'old-3'), 'rewritten while the base is read\n');
+    unlinkSync(join(v1.mnt, 'old-4'));
+    writeFileSync(join(v1.mnt, 'new'), 'made while the base is read\n');
+    const st = (await epochfsOk(['status', '--json'], { env })).trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.group === GROUP) as { mode: { state: string }; bases: { reading: string[] } };
+    expect([st.mode.state, st.bases.reading.length > 0, mountMs < 5000]).toEqual(['normal', true, true]);
+    // every one of those writes is journaled (the journal never stops while a base is read)
+    const dump = (await epochfsOk(['journal', 'dump', '--state', group.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { op: string; vol?: string; path?: string });
+    expect(['/old-3', '/old-4', '/new'].map((p) => dump.some((r) => r.vol === 'vol1' && r.path === p))).toEqual([true, true, true]);
     await killGroupDaemon(group);
-    await mountBoth(); // the re-joins: each base is staged, then used by the next epoch
-    await epochfsOk(['checkpoint', '--group', GROUP], { env });
-    await killGroupDaemon(group);
-    writeFileSync(join(shipper, 'state.json'), atE);
-    writeFileSync(join(shipper, 'shadow.busy'), '');
-    const dump = (await epochfsOk(['journal', 'dump', '--state', group.state, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { seq: number; op: string; vol?: string });
-    for (const r of dump) if (r.op === 'mount' && r.seq > e.seq) writeFileSync(join(shipper, 'staged', `${r.vol}@${r.seq}.used`), '');
-    await mountInGroup(group, GROUP, v0, env); // vol1 stays away: its epochs carry its last state
+
+    for (const v of group.vols) await mountInGroup(group, GROUP, v, env);
+    writeFileSync(join(v1.mnt, 'after'), 'after the kill\n');
     const cp = await checkpoint();
     expect(cp.volumes).toEqual(['vol0', 'vol1']);
     const out = join(group.dir, 'restored');
     await epochfsOk(['restore', '--store', group.store, '--epoch', cp.epoch, '--to', out], { env });
     for (const v of group.vols) expect([v.name, diffTrees(snapshot(v.backing), snapshot(join(out, v.name)))]).toEqual([v.name, []]);
-    await mountInGroup(group, GROUP, v1, env);
     for (const v of [v1, v0]) await umountInGroup(v, env);
+    const verify = await epochfs(['verify', '--store', group.store], { env });
+    expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/: 0 problems/)]);
   });
 });

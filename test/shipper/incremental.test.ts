@@ -2,14 +2,12 @@
 // file inside a renamed directory, a truncate down and back up, recycled inode numbers, hard links.
 // After each step the epoch must restore to exactly the live tree the same records produced.
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Journal } from '../../src/journal/journal.js';
 import type { NewRecord } from '../../src/journal/record.js';
 import { TreeReplayer } from '../../src/journal/replay.js';
 import { Shipper } from '../../src/shipper/shipper.js';
-import { stagedShadowDir } from '../../src/shipper/state.js';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { BlobStore } from '../../src/store/blobs.js';
 import { findEpoch } from '../../src/store/epochs.js';
@@ -35,11 +33,11 @@ describe('incremental epochs', () => {
     await Repository.init(new LocalBackend(store), PASS);
     const { journal } = await Journal.open(state);
     const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
-    // what the group daemon does when a volume joins: a mount marker, then the base copy staged
-    const mountSeq = journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
-    mkdirSync(join(state, 'shipper', 'staged'), { recursive: true });
-    execFileSync('cp', ['-a', live, stagedShadowDir(state, 'live', mountSeq)]);
-    await shipper.ship(journal.append({ op: 'barrier', t: t++ }));
+    // what the group daemon does when a volume joins: a mount marker, its base read (src/group/base-reader.ts)
+    journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
+    const baseAt = journal.append({ op: 'barrier', t: t++ });
+    expect((await shipper.resync(baseAt, [], false, true)).bases).toMatchObject({ vols: ['live'], full: true });
+    await shipper.ship(baseAt);
     const liveReplayer = new TreeReplayer(live);
     const ops = (...recs: NewRecord[]) => {
       for (const r of recs) {

@@ -55,7 +55,7 @@ async function mountFaulty(v: TestVolume, exitAt: number): Promise<string> {
 describe('a shipper worker that dies', () => {
   it('is restarted, and shipping resumes from the last durable epoch', async () => {
     vol = makeVolume('worker-restart', (b) => writeFileSync(join(b, 'f'), 'base\n'));
-    const store = await mountFaulty(vol, 2); // request 1: the base epoch; request 2 kills the worker
+    const store = await mountFaulty(vol, 5); // requests 1-4: reading the base (3 rounds) and its epoch; 5 kills the worker
     await until('the base epoch', () => health(vol!.mnt), (h) => h.state === 'running');
     appendFileSync(join(vol.mnt, 'f'), 'one\n');
     const failed = await epochfs(['checkpoint', vol.mnt], { env });
