@@ -65,6 +65,7 @@ t0=$(date +%s.%N)
 epochfs checkpoint "$M" >/dev/null
 t1=$(date +%s.%N)
 base_s=$(calc "$t1 - $t0 + $mount_s")
+held_ms=$(epochfs status --json | node -e 'const l = require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse); const b = l.find((g) => g.bases)?.bases?.last; console.log(b ? b.pauseMs.toFixed(1) : "?")')
 log "changing $CHANGE in place, then an epoch"
 dd if=/dev/urandom of="$M/f0" bs=1M count=$(($(bytes "$CHANGE") >> 20)) conv=notrunc,fsync status=none
 epochfs checkpoint "$M" >/dev/null
@@ -77,4 +78,4 @@ echo "epochfs space and first mount (issue 9)"
 echo "  commit    $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), SIZE=$SIZE CHANGE=$CHANGE"
 printf '  state dir after shipping and changing %s: %s bytes = %.2fx the volume (%s bytes; goal <= 0.10x)\n' "$CHANGE" "$state" "$(calc "$state / $volume")" "$volume"
 printf '  first mount answered after %.1f s = %.2fx the goal of 2 s; cp -a of the tree: %.1f s (mount / cp -a: %.2fx)\n' "$mount_s" "$(calc "$mount_s / 2")" "$cp_s" "$(calc "$mount_s / $cp_s")"
-printf '  base read and stored in the first epoch %.1f s after the mount began (%.2fx cp -a)\n' "$base_s" "$(calc "$base_s / $cp_s")"
+printf '  base read and stored in the first epoch %.1f s after the mount began (%.2fx cp -a); mutations held %s ms in its last round\n' "$base_s" "$(calc "$base_s / $cp_s")" "$held_ms"

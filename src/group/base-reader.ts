@@ -11,12 +11,9 @@ import type { BaseRound } from '../shipper/shipper.js';
 import type { EpochScheduler } from '../epoch/scheduler.js';
 import type { BackupMode } from './backup-mode.js';
 import { nowNs } from '../util/clock.js';
+import { lastRoundNow } from './dirty-set.js';
 import { isErrorCode } from '../util/errors.js';
 
-/** The last round (mutations held) follows a round that copied at most about this much. */
-const FINAL_MAX_CHUNKS = 16;
-const FINAL_MAX_PATHS = 2000;
-const MAX_ROUNDS = 8;
 const RETRY_MS = 5000;
 
 export interface BaseReaderDeps {
@@ -36,10 +33,6 @@ export interface BaseReadStatus {
   rounds: number;
   lastError: string | null;
   last: { at: string; vols: string[]; ms: number; rounds: number; pauseMs: number; seq: number } | null;
-}
-
-function small(r: BaseRound): boolean {
-  return !r.full && r.chunks <= FINAL_MAX_CHUNKS && r.paths <= FINAL_MAX_PATHS;
 }
 
 export class BaseReader {
@@ -134,7 +127,8 @@ export class BaseReader {
       // A degraded group's resync copies the bases too and ends them in its last round; one that
       // joined after that round is read here once the group is normal again (tick).
       if (mode.state !== 'normal') return;
-      if (last && (small(last) || round > MAX_ROUNDS)) return this.finalRound(last.vols, round, t0);
+      // (the round just before copied `last`: what it left to copy is about as much, as in a resync)
+      if (last && lastRoundNow(last, round)) return this.finalRound(last.vols, round, t0);
       // An epoch placed before is stored first: a round advances the shadows past its barrier.
       await scheduler.idle();
       const stats = await shipper.resync(journal.lastSeq, [], false);

@@ -38,6 +38,37 @@ export interface VolumePlan {
   renames: [string, string][];
 }
 
+/** How much a plan (or several) asks to copy: whole files count one chunk. */
+export interface PlanSize {
+  paths: number;
+  chunks: number;
+  /** a whole volume is compared */
+  full: boolean;
+}
+
+export function planSize(plans: VolumePlan[]): PlanSize {
+  let paths = 0;
+  let chunks = 0;
+  for (const p of plans) {
+    paths += p.paths.length;
+    for (const [, m] of p.paths) chunks += m.chunks ? m.chunks.length : 1;
+  }
+  return { paths, chunks, full: plans.some((p) => p.full) };
+}
+
+/** The last round (mutations held) copies at most about this much, unless pre-copy cannot get there. */
+const FINAL_MAX_CHUNKS = 16;
+const FINAL_MAX_PATHS = 2000;
+const MAX_PRECOPY_ROUNDS = 8;
+
+/**
+ * Pre-copy (a resync, reading a base) converges when a round is left with this little to copy;
+ * after MAX_PRECOPY_ROUNDS the last round copies what is left, however much.
+ */
+export function lastRoundNow(left: PlanSize, rounds: number): boolean {
+  return (!left.full && left.chunks <= FINAL_MAX_CHUNKS && left.paths <= FINAL_MAX_PATHS) || rounds > MAX_PRECOPY_ROUNDS;
+}
+
 interface Entry {
   /** undefined: the whole entry (data included) */
   chunks?: Set<number>;

@@ -6,41 +6,18 @@
 // operation. The shadows then hold exactly the live volumes at that barrier, and its epoch is
 // point-in-time again. Nothing here runs on the serving thread but the bookkeeping.
 import { statfs } from 'node:fs/promises';
-import type { Journal } from '../journal/journal.js';
-import type { ShipperClient } from '../shipper/client.js';
-import type { EpochScheduler } from '../epoch/scheduler.js';
-import type { VolumePlan } from './dirty-set.js';
-import { RESERVE_BYTES, type BackupMode, type ModeStatus } from './backup-mode.js';
+import { lastRoundNow, planSize, type VolumePlan } from './dirty-set.js';
+import type { BaseReaderDeps } from './base-reader.js';
+import { RESERVE_BYTES, type ModeStatus } from './backup-mode.js';
 import { nowNs } from '../util/clock.js';
 
-/** The last round (mutations held) copies at most about this much, unless pre-copy cannot get there. */
-const FINAL_MAX_CHUNKS = 16;
-const FINAL_MAX_PATHS = 2000;
-const MAX_PRECOPY_ROUNDS = 8;
 const RETRY_MS = 5000;
 const PROBE_MS = 2000;
 
-export interface ResyncDeps {
-  journal: Journal;
-  shipper: ShipperClient;
-  scheduler: EpochScheduler;
-  mode: BackupMode;
+export interface ResyncDeps extends BaseReaderDeps {
   stateDir: string;
-  /** holds every mutating operation of the group until the returned function is called */
-  hold: () => () => void;
   /** true while a base is read (src/group/base-reader.ts): it holds the shadows and may hold mutations */
   baseReading: () => boolean;
-  log: (m: string) => void;
-}
-
-function size(plans: VolumePlan[]): { paths: number; chunks: number; full: boolean } {
-  let paths = 0;
-  let chunks = 0;
-  for (const p of plans) {
-    paths += p.paths.length;
-    for (const [, m] of p.paths) chunks += m.chunks ? m.chunks.length : 1;
-  }
-  return { paths, chunks, full: plans.some((p) => p.full) };
 }
 
 export class Resyncer {
@@ -94,9 +71,8 @@ export class Resyncer {
       for (;;) {
         const plans = mode.takePlans();
         owed.push(...plans);
-        const s = size(plans);
         rounds++;
-        if (rounds > 1 && ((!s.full && s.chunks <= FINAL_MAX_CHUNKS && s.paths <= FINAL_MAX_PATHS) || rounds > MAX_PRECOPY_ROUNDS)) {
+        if (rounds > 1 && lastRoundNow(planSize(plans), rounds)) {
           const seq = await this.finalRound(plans, tolerant, (last) => {
             const done = { at: new Date().toISOString(), rounds, paths: paths + last.paths, bytes: bytes + last.bytes };
             log(`resync done in ${rounds} rounds (${Date.now() - t0} ms, ${done.paths} paths, ${done.bytes} bytes copied; mutations held ${last.pauseMs.toFixed(1)} ms): journaling from record ${last.seq}`);

@@ -17,7 +17,7 @@ import { restoreTree } from '../store/restore.js';
 import { TreeBuilder, type BuildCaches } from '../store/snapshot.js';
 import { withZeroUmask } from '../util/umask.js';
 import { EpochfsError } from '../util/errors.js';
-import { DirtySet, type VolumePlan } from '../group/dirty-set.js';
+import { DirtySet, planSize, type PlanSize, type VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
 import {
@@ -48,13 +48,9 @@ export interface ShippedEpoch {
 }
 
 /** What one round of base reading copied (see Shipper.resync): the next round copies what changed meanwhile. */
-export interface BaseRound {
+export interface BaseRound extends PlanSize {
   /** the volumes whose base is being read */
   vols: string[];
-  paths: number;
-  chunks: number;
-  /** a whole volume was compared */
-  full: boolean;
 }
 
 export interface ResyncStats extends SyncStats {
@@ -212,10 +208,11 @@ export class Shipper {
         if (final !== false && !ending) continue;
         const round = (total.bases ??= { vols: [], paths: 0, chunks: 0, full: false });
         const plan = v.base.take();
+        const size = planSize([plan]);
         round.vols.push(name);
-        round.paths += plan.paths.length;
-        round.chunks += plan.paths.reduce((n, [, m]) => n + (m.chunks ? m.chunks.length : 1), 0);
-        round.full ||= plan.full;
+        round.paths += size.paths;
+        round.chunks += size.chunks;
+        round.full ||= size.full;
         add(this.syncVolume(plan));
         if (ending) {
           this.baseRead(name, v);
