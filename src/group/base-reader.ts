@@ -10,8 +10,8 @@ import type { ShipperClient } from '../shipper/client.js';
 import type { BaseRound } from '../shipper/shipper.js';
 import type { EpochScheduler } from '../epoch/scheduler.js';
 import type { BackupMode } from './backup-mode.js';
-import { nowNs } from '../util/clock.js';
 import { lastRoundNow } from './dirty-set.js';
+import { heldBarrierRound } from './resync.js';
 import { isErrorCode } from '../util/errors.js';
 
 const RETRY_MS = 5000;
@@ -144,17 +144,10 @@ export class BaseReader {
   private async finalRound(vols: string[], rounds: number, t0: number): Promise<void> {
     const { journal, shipper, scheduler, log } = this.d;
     await scheduler.idle(); // (no epoch is placed meanwhile: interval epochs and checkpoints wait for this)
-    const release = this.d.hold();
-    const held = process.hrtime.bigint();
-    let seq: number;
-    let ended: string[];
-    try {
-      seq = journal.append({ op: 'barrier', t: nowNs() });
-      ({ ended } = await shipper.resync(seq, [], false, vols));
-    } finally {
-      release();
-    }
-    const pauseMs = Number(process.hrtime.bigint() - held) / 1e6;
+    const { seq, ended, pauseMs } = await heldBarrierRound(this.d.hold, journal, async (seq, heldMs) => {
+      const { ended } = await shipper.resync(seq, [], false, vols);
+      return { seq, ended, pauseMs: heldMs() };
+    });
     // one that needs a whole compare again (its worker died) is read on, in pre-copy rounds
     if (ended.length < vols.length) this.again = true;
     if (!ended.length) return;

@@ -20,6 +20,22 @@ export interface ResyncDeps extends BaseReaderDeps {
   baseReading: () => boolean;
 }
 
+/**
+ * The last round of a pre-copy (a resync, reading a base): every mutating operation held, a barrier
+ * journaled, `copy` run at it (`heldMs`: how long mutations have been held so far), then released.
+ */
+export async function heldBarrierRound<T>(
+  hold: () => () => void, journal: BaseReaderDeps['journal'], copy: (seq: number, heldMs: () => number) => Promise<T>,
+): Promise<T> {
+  const release = hold();
+  const t0 = process.hrtime.bigint();
+  try {
+    return await copy(journal.append({ op: 'barrier', t: nowNs() }), () => Number(process.hrtime.bigint() - t0) / 1e6);
+  } finally {
+    release();
+  }
+}
+
 export class Resyncer {
   private running = false;
   private notBefore = 0;
@@ -102,16 +118,11 @@ export class Resyncer {
     const { mode, shipper, journal } = this.d;
     // `plans` was taken in this same synchronous turn: nothing has changed since, and from here on
     // nothing changes until the release.
-    const release = this.d.hold();
-    const t0 = process.hrtime.bigint();
-    try {
-      const seq = journal.append({ op: 'barrier', t: nowNs() });
+    return heldBarrierRound(this.d.hold, journal, async (seq, heldMs) => {
       const stats = await shipper.resync(seq, plans, tolerant, true); // bases being read are complete too
-      mode.resumed(seq, summary({ seq, ...stats, pauseMs: Number(process.hrtime.bigint() - t0) / 1e6 }));
+      mode.resumed(seq, summary({ seq, ...stats, pauseMs: heldMs() }));
       return seq;
-    } finally {
-      release();
-    }
+    });
   }
 
   /** The first point-in-time epoch after the resync; once stored, the degraded flag goes. */

@@ -104,6 +104,13 @@ export function listSegments(dir: string): number[] {
   return names.map(parseSegmentName).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
 }
 
+/** Deletes segments `from`.. (from `segments` too) and returns their numbers. */
+function dropSegments(dir: string, segments: number[], from: number): number[] {
+  const dropped = segments.splice(from);
+  for (const n of dropped) unlinkSync(segmentPath(dir, n));
+  return dropped;
+}
+
 async function syncSegments(dir: string, segments: number[]): Promise<void> {
   for (const n of segments) {
     const fh = await open(segmentPath(dir, n), 'r');
@@ -388,8 +395,7 @@ export class Journal {
         throw new JournalCorruptError(`${segmentPath(dir, segments[i + 1])}: starts at record ${next.firstSeq}, before the end of the segment before it (${end})`);
       }
       for (const _ of scanSegment(segmentPath(dir, segments[i]))) void _; // throws on damage
-      const dropped = segments.splice(i + 1);
-      for (const n of dropped) unlinkSync(segmentPath(dir, n));
+      const dropped = dropSegments(dir, segments, i + 1);
       log(`journal: segment ${segments[i]} ends in a torn or lost record (a power loss); dropped segments ${dropped.join(', ')} after it`);
       return dropped;
     }
@@ -417,15 +423,13 @@ export class Journal {
       const gap = expected !== undefined && firstSeq !== expected;
       if (gap) {
         // this segment's records do not follow on: the journal ended in the one before
-        const dropped = segments.splice(i);
-        for (const n of dropped) unlinkSync(segmentPath(dir, n));
+        const dropped = dropSegments(dir, segments, i);
         log(`journal: after a power loss, segment ${dropped[0]} does not follow on from record ${expected! - 1}; dropped segments ${dropped.join(', ')}`);
         return dropped;
       }
       expected = (last ?? firstSeq - 1) + 1;
       if (torn && i + 1 < segments.length) {
-        const dropped = segments.splice(i + 1);
-        for (const n of dropped) unlinkSync(segmentPath(dir, n));
+        const dropped = dropSegments(dir, segments, i + 1);
         log(`journal: after a power loss, segment ${segments[i]} ends in a lost record after record ${expected - 1}; dropped segments ${dropped.join(', ')} after it`);
         return dropped;
       }

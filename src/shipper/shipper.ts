@@ -1,8 +1,8 @@
 // The shipper of a consistency group: applies the group's journal to a shadow copy of each volume,
 // and at each barrier stores every attached volume as one epoch, reading again only what changed
 // (docs/ARCHITECTURE.md, "Shipping"). A volume that joins without a shadow gets its base read from
-// the live volume while it serves (see resync and "Reading a base while serving"). It runs in a worker thread: nothing it does (replay, hashing,
-// encryption, uploads) touches the thread that serves the mounts.
+// the live volume while it serves (see resync; "Reading a base while serving"). It runs in a worker
+// thread: nothing it does (replay, hashing, encryption, uploads) touches the thread that serves the mounts.
 import { existsSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
