@@ -14,12 +14,14 @@ import { BlobStore } from '../store/blobs.js';
 import { readEpoch, writeEpoch, type EpochRecord, type EpochVolume } from '../store/epochs.js';
 import { Repository } from '../store/repository.js';
 import { restoreTree } from '../store/restore.js';
-import { TreeBuilder, type BuildCaches } from '../store/snapshot.js';
-import { withZeroUmask } from '../util/umask.js';
+import { TreeBuilder, type BuildCaches, type CachedContent } from '../store/snapshot.js';
+import type { TreeEntry } from '../store/tree.js';
+import { withZeroUmaskAsync } from '../util/umask.js';
 import { EpochfsError } from '../util/errors.js';
 import { DirtySet, planSize, type PlanSize, type VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
+import { SparseShadow } from './sparse.js';
 import {
   cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, shipperDir, SHIPPER_STATE_VERSION, type ShipperState,
 } from './state.js';
@@ -74,11 +76,24 @@ class ShadowVolume {
    * round. Until a final round ends it, the volume is in no epoch.
    */
   base: DirtySet | null = null;
+  /** which chunks of its files are holes whose content is stored (src/shipper/sparse.ts) */
+  readonly sparse: SparseShadow;
 
-  constructor(readonly root: string, public caches: BuildCaches, chunkSize: number, full: boolean) {
+  constructor(readonly root: string, public caches: BuildCaches, full: boolean, repo: Repository, blobs: BlobStore) {
+    const chunkSize = repo.config.chunkSize;
     this.replayer = new TreeReplayer(root);
     this.dirty = new DirtyTracker(root, chunkSize);
     this.dirty.full = full;
+    this.sparse = new SparseShadow(root, chunkSize, () => this.caches.contents, blobs, (data) => repo.blobId(data), (data) => blobs.put('data', data));
+  }
+
+  /** Applies a record to the shadow, bringing back from the store the stored chunks it changes in part. */
+  async apply(rec: Record, redo: boolean): Promise<void> {
+    const fetching = this.sparse.before(rec);
+    if (fetching) await fetching;
+    this.replayer.apply(rec, redo);
+    this.sparse.after(rec);
+    this.dirty.note(rec);
   }
 }
 
@@ -156,12 +171,15 @@ export class Shipper {
     for (const [name, caches] of Object.entries(saved.volumes)) {
       const root = shadowDir(this.opts.stateDir, name);
       if (epoch && interrupted) {
-        // A shadow advanced past the cursor cannot be trusted: restore it as of the last epoch.
+        // A shadow advanced past the cursor cannot be trusted: restore it as of the last epoch,
+        // sparse (sizes and metadata; every chunk stays stored), with its content lists.
         const v = epoch.volumes.find((x) => x.name === name)!;
         rmSync(root, { recursive: true, force: true });
-        await restoreTree(this.blobs, v.tree, v.root, root, { chunkSize: this.chunkSize });
-        this.volumes.set(name, new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true));
-      } else this.volumes.set(name, new ShadowVolume(root, cachesOf(caches), this.chunkSize, false));
+        const contents = new Map<string, CachedContent>();
+        const sparse = (ino: string, e: TreeEntry) => contents.set(ino, { size: e.size ?? 0, content: e.content ?? [] });
+        await restoreTree(this.blobs, v.tree, v.root, root, { chunkSize: this.chunkSize, sparse });
+        this.volumes.set(name, this.shadowVolume(root, { trees: new Map(), contents }, true));
+      } else this.volumes.set(name, this.shadowVolume(root, cachesOf(caches), false));
     }
     // Bases being read at the last epoch: read again, whole (their changes since were only in memory).
     for (const [name, backing] of Object.entries(saved.bases ?? {})) if (!this.volumes.has(name)) this.readBaseOf(name, backing);
@@ -199,9 +217,12 @@ export class Shipper {
       total.paths += stats.paths;
       total.bytes += stats.bytes;
     };
-    await this.onShadows(() => {
-      this.advance(seq, tolerant);
-      for (const plan of plans) add(this.syncVolume(plan));
+    // Pre-copy rounds copy new files into the store, not the shadow; a final one runs while every
+    // mutation waits, so it copies into the shadow and writes nothing to the store.
+    const toStore = final === false;
+    await this.onShadows(async () => {
+      await this.advance(seq, tolerant);
+      for (const plan of plans) add(await this.syncVolume(plan, toStore));
       for (const [name, v] of this.volumes) {
         if (!v.base) continue;
         const ending = final === true || (Array.isArray(final) && final.includes(name) && !v.base.full);
@@ -213,12 +234,14 @@ export class Shipper {
         round.paths += size.paths;
         round.chunks += size.chunks;
         round.full ||= size.full;
-        add(this.syncVolume(plan));
+        add(await this.syncVolume(plan, toStore));
         if (ending) {
           this.baseRead(name, v);
           total.ended.push(name);
         }
       }
+      // what the round stored must be in the store's index before a record can bring it back
+      if (toStore) await this.blobs.flush();
     });
     if (total.bases) baseRoundFault();
     // the shadows hold copies the journal does not: they cannot be rebuilt from the last epoch and it
@@ -239,7 +262,7 @@ export class Shipper {
   }
 
   /** Runs `change` on the shadows, marked busy; a failure leaves them untrusted (rebuilt next time). */
-  private async onShadows(change: () => void): Promise<void> {
+  private async onShadows(change: () => Promise<void>): Promise<void> {
     if (this.untrusted) {
       if (this.resyncedSinceEpoch) {
         // Rebuilt from the last epoch they would lack what the resync copied: only a full one helps.
@@ -252,7 +275,7 @@ export class Shipper {
     mkdirSync(shipperDir(this.opts.stateDir), { recursive: true, mode: 0o700 });
     writeFileSync(shadowBusyMarker(this.opts.stateDir), '');
     try {
-      withZeroUmask(change);
+      await withZeroUmaskAsync(change);
     } catch (err) {
       // A record that did not apply leaves the shadows where nobody knows: start again from the
       // last epoch next time rather than skip it.
@@ -263,12 +286,12 @@ export class Shipper {
     }
   }
 
-  private advance(barrier: number, tolerant: boolean): void {
+  private async advance(barrier: number, tolerant: boolean): Promise<void> {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
     let skipped = 0;
     for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
       try {
-        this.applyRecord(rec, redo);
+        await this.applyRecord(rec, redo);
       } catch (err) {
         if (!tolerant) throw err;
         skipped++;
@@ -278,8 +301,11 @@ export class Shipper {
     if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
   }
 
-  /** Copies a plan into its volume's shadow; a volume without one (its base was lost) gets a new one. */
-  private syncVolume(plan: VolumePlan): SyncStats {
+  /**
+   * Copies a plan into its volume's shadow (`toStore`: its new files into the store, the shadow
+   * getting their sizes only); a volume without one (its base was lost) gets a new one.
+   */
+  private async syncVolume(plan: VolumePlan, toStore: boolean): Promise<SyncStats> {
     let v = this.volumes.get(plan.vol);
     if (!v) {
       v = this.emptyShadow(plan.vol);
@@ -288,12 +314,12 @@ export class Shipper {
       this.log(`resync: volume ${plan.vol} had no shadow copy; copying it whole`);
     }
     const dirty = v.dirty;
-    const stats = new TreeSync(plan.backing, v.root, (path, isDir) => dirty.noteSynced(path, isDir), v.linkedNames).run(plan);
+    const stats = await new TreeSync(plan.backing, v.root, (path, isDir) => dirty.noteSynced(path, isDir), v.linkedNames, v.sparse).run(plan, toStore);
     if (plan.full) dirty.full = true;
     return stats;
   }
 
-  private applyRecord(rec: Record, redo: boolean): void {
+  private async applyRecord(rec: Record, redo: boolean): Promise<void> {
     if (rec.op === 'mount') return this.attach(rec);
     if (rec.op === 'umount') return this.detach(rec.vol);
     if (rec.op === 'remove') return this.remove(rec.vol);
@@ -301,8 +327,7 @@ export class Shipper {
     const v = this.volumes.get(rec.vol);
     if (!v) return; // no shadow here: records before its mount marker (hidden files removed at a restart), or after it left unread
     if (v.base) return v.base.note(rec); // its shadow is brought up to date from the live volume
-    v.replayer.apply(rec, redo);
-    v.dirty.note(rec);
+    await v.apply(rec, redo);
   }
 
   /**
@@ -328,9 +353,13 @@ export class Shipper {
     this.dropShadow(vol);
     const root = shadowDir(this.opts.stateDir, vol);
     mkdirSync(root, { recursive: true, mode: 0o700 });
-    const v = new ShadowVolume(root, { trees: new Map(), contents: new Map() }, this.chunkSize, true);
+    const v = this.shadowVolume(root, { trees: new Map(), contents: new Map() }, true);
     this.volumes.set(vol, v);
     return v;
+  }
+
+  private shadowVolume(root: string, caches: BuildCaches, full: boolean): ShadowVolume {
+    return new ShadowVolume(root, caches, full, this.repo, this.blobs);
   }
 
   /** Its shadow is its last state: the next epoch stores it from there, detached. */
@@ -375,7 +404,7 @@ export class Shipper {
     const next = new Map<string, BuildCaches>();
     for (const [name, v] of this.volumes) {
       if (v.base) continue; // in no epoch until its base is read
-      const builder = new TreeBuilder(this.blobs, this.chunkSize, v.dirty, v.caches);
+      const builder = new TreeBuilder(this.blobs, this.chunkSize, v.dirty, v.caches, v.sparse);
       const snap = await builder.build(v.root);
       entries.push({ name, tree: snap.tree, root: snap.root, files: snap.files, bytes: snap.bytes, ...(v.leaving ? { detached: true as const } : {}) });
       next.set(name, builder.next);
@@ -402,11 +431,25 @@ export class Shipper {
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.resyncedSinceEpoch = false;
     for (const v of this.volumes.values()) v.dirty.clear();
+    this.punch(next.keys());
     this.trim(Math.min(seq, trimTo));
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
     this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
     return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
+  }
+
+  /**
+   * The epoch is durable: the chunks it read from the shadows of the volumes it built are stored,
+   * and their bytes are punched out of the shadows (the shadow keeps no data at rest).
+   */
+  private punch(built: Iterable<string>): void {
+    for (const name of built) {
+      const v = this.volumes.get(name);
+      if (!v) continue; // it left: its shadow is gone
+      const { failed } = v.sparse.punchRead();
+      if (failed) this.log(`volume ${name}: the shadow copy keeps data it could not punch out (${failed}); it costs space, not correctness`);
+    }
   }
 
   /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */

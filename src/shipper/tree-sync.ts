@@ -4,12 +4,13 @@
 // given `full` it compares the whole tree and copies what differs. It runs in the shipper worker
 // and reads the backing dir directly, never through the mount.
 import {
-  closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync,
+  closeSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync,
   chmodSync, writeSync, constants as C, type BigIntStats,
 } from 'node:fs';
 import { check, sys } from '../native/sys.js';
 import { fsPath, readdirNames, readlinkName } from '../native/names.js';
 import { RESYNC_CHUNK, parentOf, type DirtyMark, type VolumePlan } from '../group/dirty-set.js';
+import type { SyncChunks } from './sparse.js';
 
 export interface SyncStats {
   /** paths looked at */
@@ -41,7 +42,22 @@ function join(dir: string, name: string): string {
 }
 
 const NS = 1_000_000_000n;
-const ZEROS = Buffer.alloc(RESYNC_CHUNK);
+
+/** Chunks to copy of a file: the set's marks, in the copy's chunk size. */
+interface Only {
+  chunks: Set<number>;
+  /** every chunk from here on */
+  from: number;
+}
+
+/** A set's mark (in RESYNC_CHUNK units) in chunks of `unit` bytes. */
+function onlyOf(mark: DirtyMark & { chunks: number[] }, unit: number): Only {
+  const chunks = new Set<number>();
+  for (const m of mark.chunks) {
+    for (let i = Math.floor((m * RESYNC_CHUNK) / unit); i <= Math.floor(((m + 1) * RESYNC_CHUNK - 1) / unit); i++) chunks.add(i);
+  }
+  return { chunks, from: mark.from === undefined ? Infinity : Math.floor((mark.from * RESYNC_CHUNK) / unit) };
+}
 
 /** What a path needs: `subtree` to bring everything below it (all of its data) up to date too. */
 interface How {
@@ -66,8 +82,13 @@ export class TreeSync {
   private readonly lostName = new Set<bigint>();
   /** shadow dirs whose entries changed: their times are set again at the end */
   private readonly touchedDirs = new Set<string>();
-  private readonly buf = Buffer.allocUnsafe(RESYNC_CHUNK);
-  private readonly other = Buffer.allocUnsafe(RESYNC_CHUNK);
+  /** new files go to the store (SyncChunks.store), not into the shadow */
+  private storeNew = false;
+  /** the unit files are compared and copied in: the store's chunk when the shadow is sparse */
+  private readonly unit: number;
+  private readonly buf: Buffer;
+  private readonly other: Buffer;
+  private readonly zeros: Buffer;
 
   constructor(
     private readonly live: string,
@@ -76,20 +97,27 @@ export class TreeSync {
     private readonly onChanged: (path: string, isDir: boolean) => void,
     /** kept by the caller across passes of this volume (see `linked`) */
     linked = new Map<string, string[]>(),
+    /** a sparse shadow's chunks (src/shipper/sparse.ts): stored ones are compared by id */
+    private readonly chunks?: SyncChunks,
   ) {
     this.linked = linked;
+    this.unit = chunks?.chunkSize ?? RESYNC_CHUNK;
+    this.buf = Buffer.allocUnsafe(this.unit);
+    this.other = Buffer.allocUnsafe(this.unit);
+    this.zeros = Buffer.alloc(this.unit);
   }
 
   /** Runs a plan: the named paths, parents first, or the whole tree. */
-  run(plan: VolumePlan): SyncStats {
-    if (plan.full) this.sync('/', { subtree: true });
+  async run(plan: VolumePlan, storeNew = false): Promise<SyncStats> {
+    this.storeNew = storeNew && this.chunks?.store !== undefined;
+    if (plan.full) await this.sync('/', { subtree: true });
     else {
       for (const [from, to] of plan.renames) this.renameInShadow(from, to);
       const byDepth = [...plan.paths].sort((a, b) => a[0].split('/').length - b[0].split('/').length || (a[0] < b[0] ? -1 : 1));
       this.planPaths = byDepth.map(([path]) => path);
-      for (const [path, mark] of byDepth) this.syncWithParents(path, mark);
+      for (const [path, mark] of byDepth) await this.syncWithParents(path, mark);
     }
-    this.syncSharers();
+    await this.syncSharers();
     this.restampDirs();
     return this.stats;
   }
@@ -106,14 +134,14 @@ export class TreeSync {
   }
 
   /** A path whose shadow parent is missing is copied from its nearest existing ancestor down. */
-  private syncWithParents(path: string, mark: DirtyMark): void {
+  private async syncWithParents(path: string, mark: DirtyMark): Promise<void> {
     let top = path;
     while (top !== '/' && !lstatOrNull(this.shadow + parentOf(top))?.isDirectory()) top = parentOf(top);
     if (top !== path) return this.sync(top, { subtree: true });
-    this.sync(path, { subtree: mark.subtree ?? false, mark });
+    await this.sync(path, { subtree: mark.subtree ?? false, mark });
   }
 
-  private sync(path: string, how: How): void {
+  private async sync(path: string, how: How): Promise<void> {
     this.stats.paths++;
     const l = lstatOrNull(this.live + path);
     let s = lstatOrNull(this.shadow + path);
@@ -133,7 +161,7 @@ export class TreeSync {
       this.remove(path);
       s = null;
     }
-    if (kind === 'file' ? this.syncFile(path, l, s, how) : this.syncOther(path, l, s, kind)) this.changed(path, false);
+    if (kind === 'file' ? await this.syncFile(path, l, s, how) : this.syncOther(path, l, s, kind)) this.changed(path, false);
   }
 
   /**
@@ -158,7 +186,7 @@ export class TreeSync {
     if (path !== '/') this.touchedDirs.add(parentOf(path));
   }
 
-  private syncDir(path: string, l: BigIntStats, s: BigIntStats | null, how: How): void {
+  private async syncDir(path: string, l: BigIntStats, s: BigIntStats | null, how: How): Promise<void> {
     const fresh = !s;
     if (fresh) {
       mkdirSync(fsPath(this.shadow + path), { mode: 0o700 });
@@ -170,16 +198,16 @@ export class TreeSync {
     for (const n of shadowNames) if (!liveSet.has(n)) this.remove(join(path, n));
     for (const n of liveNames) {
       // A name the shadow lacks is copied whole even when no set names it: nothing else would bring it.
-      if (how.subtree || fresh || !shadowNames.has(n)) this.sync(join(path, n), { subtree: true });
+      if (how.subtree || fresh || !shadowNames.has(n)) await this.sync(join(path, n), { subtree: true });
     }
     if (this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, false)) this.changed(path, true);
     this.touchedDirs.add(path);
   }
 
   /** A singly linked file: its dirty chunks (or all of them) compared and written; true when anything changed. */
-  private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): boolean {
+  private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): Promise<boolean> {
     const mark = how.mark;
-    const only = !s || how.subtree || !mark?.chunks ? undefined : { chunks: new Set(mark.chunks), from: mark.from ?? Infinity };
+    const only = !s || how.subtree || !mark?.chunks ? undefined : onlyOf({ ...mark, chunks: mark.chunks }, this.unit);
     return this.copyInto(path, l, s, only);
   }
 
@@ -189,7 +217,7 @@ export class TreeSync {
    * is kept only if every name it has is a name of this live file (else a fresh one is made), and a
    * file's data is compared whole (a write through a name since removed is in no set of the names left).
    */
-  private syncLinked(path: string, l: BigIntStats, kind: Exclude<Kind, 'dir'>): void {
+  private async syncLinked(path: string, l: BigIntStats, kind: Exclude<Kind, 'dir'>): Promise<void> {
     const key = `${l.dev}:${l.ino}`;
     const synced = this.groups.get(key);
     if (synced !== undefined) return this.joinName(synced, path); // a name below a directory made since
@@ -203,7 +231,7 @@ export class TreeSync {
     }
     this.groups.set(key, first);
     this.linked.set(key, names);
-    if (kind === 'file' ? this.copyInto(first, l, s, undefined) : this.syncOther(first, l, s, kind)) {
+    if (kind === 'file' ? await this.copyInto(first, l, s, undefined) : this.syncOther(first, l, s, kind)) {
       for (const n of names) this.changed(n, false);
     }
     for (const n of names) if (n !== first) this.joinName(first, n);
@@ -300,7 +328,7 @@ export class TreeSync {
    * The other names of shadow inodes that lost a name in this pass are compared whole with their
    * live files (found by one walk of the shadow). Removing can lose more; each inode is done once.
    */
-  private syncSharers(): void {
+  private async syncSharers(): Promise<void> {
     const done = new Set<bigint>();
     while ([...this.lostName].some((ino) => !done.has(ino))) {
       const byIno = new Map<bigint, string[]>();
@@ -314,7 +342,7 @@ export class TreeSync {
       };
       walk('/');
       for (const ino of this.lostName) done.add(ino);
-      for (const names of byIno.values()) for (const n of names) this.sync(n, { subtree: true });
+      for (const names of byIno.values()) for (const n of names) await this.sync(n, { subtree: true });
     }
   }
 
@@ -322,43 +350,70 @@ export class TreeSync {
    * Copies the live file's data into shadow `path` (made when `s` is null): every chunk, compared
    * unless new, or only the chunks in `only`. Then its size and attributes; true when anything differed.
    */
-  private copyInto(path: string, l: BigIntStats, s: BigIntStats | null, only: { chunks: Set<number>; from: number } | undefined): boolean {
+  private async copyInto(path: string, l: BigIntStats, s: BigIntStats | null, only: Only | undefined): Promise<boolean> {
     const fd = openSync(fsPath(this.shadow + path), C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW, 0o600);
     let wrote = false;
     try {
+      const ino = String(s?.ino ?? fstatSync(fd).ino);
+      if (!s) this.chunks?.created(ino);
+      // a new file of a sparse shadow goes to the store, not into the shadow (see SyncChunks.store)
+      const stored: (string | null)[] | undefined = !s && this.storeNew ? [] : undefined;
+      // a shrink that ends inside a chunk changes that chunk, whatever the set says
+      if (only && s && l.size < s.size) only.chunks.add(Math.floor(Number(l.size) / this.unit));
       const src = openSync(fsPath(this.live + path), C.O_RDONLY | C.O_NOFOLLOW);
       try {
-        const chunks = Math.ceil(Number(l.size) / RESYNC_CHUNK);
+        const chunks = Math.ceil(Number(l.size) / this.unit);
         for (let c = 0; c < chunks; c++) {
-          if (only && !only.chunks.has(c) && c < only.from) continue;
-          wrote = this.copyChunk(src, fd, c, !!s) || wrote;
+          if (stored) stored.push(await this.storeChunk(src, c));
+          else if (!only || only.chunks.has(c) || c >= only.from) wrote = this.copyChunk(src, fd, c, s ? ino : undefined) || wrote;
         }
       } finally {
         closeSync(src);
       }
       if (!s || s.size !== l.size) {
         ftruncateSync(fd, Number(l.size));
+        this.chunks?.truncated(ino, Number(l.size));
         wrote = true;
       }
+      if (stored) this.chunks!.storedWhole(ino, { size: Number(l.size), content: stored });
     } finally {
       closeSync(fd);
     }
     return this.syncAttrs(path, l, lstatOrNull(this.shadow + path)!, false) || wrote || !s;
   }
 
-  /** Copies chunk `c` (when `compare`, only if the shadow's differs); true when it wrote. */
-  private copyChunk(src: number, dst: number, c: number, compare: boolean): boolean {
-    const pos = c * RESYNC_CHUNK;
-    const n = readSync(src, this.buf, 0, RESYNC_CHUNK, pos);
+  /** Puts chunk `c` of a live file into the store; its id, or null for zeros (a hole). */
+  private async storeChunk(src: number, c: number): Promise<string | null> {
+    const n = readSync(src, this.buf, 0, this.unit, c * this.unit);
+    const data = this.buf.subarray(0, n);
+    if (data.equals(this.zeros.subarray(0, n))) return null;
+    this.stats.bytes += n;
+    return this.chunks!.store!(Buffer.from(data));
+  }
+
+  /**
+   * Copies chunk `c` into shadow inode `ino` if it differs from it (a stored chunk of a sparse
+   * shadow: from its id), or into a new file (no `ino`) unless it is zeros; true when it wrote.
+   */
+  private copyChunk(src: number, dst: number, c: number, ino: string | undefined): boolean {
+    const pos = c * this.unit;
+    const n = readSync(src, this.buf, 0, this.unit, pos);
     if (n === 0) return false;
+    const data = this.buf.subarray(0, n);
     // a new shadow file: zeros stay a hole (its size is set after), as `cp` keeps a sparse file sparse
-    if (!compare && this.buf.subarray(0, n).equals(ZEROS.subarray(0, n))) return false;
-    if (compare) {
-      const m = readSync(dst, this.other, 0, n, pos).valueOf();
-      if (m === n && this.buf.subarray(0, n).equals(this.other.subarray(0, n))) return false;
+    if (ino === undefined && data.equals(this.zeros.subarray(0, n))) return false;
+    if (ino !== undefined) {
+      const stored = this.chunks?.storedId(ino, c);
+      if (stored !== undefined) {
+        if (this.chunks!.blobId(data) === stored) return false;
+      } else {
+        const m = readSync(dst, this.other, 0, n, pos).valueOf();
+        if (m === n && data.equals(this.other.subarray(0, n))) return false;
+      }
     }
     let off = 0;
     while (off < n) off += writeSync(dst, this.buf, off, n - off, pos + off);
+    if (ino !== undefined) this.chunks?.written(ino, c);
     this.stats.bytes += n;
     return true;
   }

@@ -27,6 +27,12 @@ const TYPE_BITS: { [t: string]: number } = { fifo: C.S_IFIFO, chr: C.S_IFCHR, bl
 /** Linux's O_PATH (not in Node's constants): a descriptor naming a node without opening it. */
 const O_PATH = 0o10000000;
 
+/**
+ * A sparse restore (the shipper's shadow, src/shipper/sparse.ts): files get their size and
+ * metadata but no data, and each file's inode and content list are handed here.
+ */
+export type SparseRestore = (ino: string, e: TreeEntry) => void;
+
 export interface RestoreProgress {
   (bytes: number): void;
 }
@@ -99,11 +105,19 @@ class Restorer {
   /** link group -> the node this restore created for it first, and its type */
   private links = new Map<number, { path: string; type: EntryType }>();
 
-  constructor(private readonly blobs: BlobStore, private readonly chunkSize: number, private readonly progress: RestoreProgress) {}
+  constructor(
+    private readonly blobs: BlobStore, private readonly chunkSize: number, private readonly progress: RestoreProgress,
+    private readonly sparse?: SparseRestore,
+  ) {}
 
   private async file(path: string, e: TreeEntry): Promise<void> {
     const fd = openSync(fsPath(path), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     try {
+      if (this.sparse) {
+        ftruncateSync(fd, e.size ?? 0);
+        finishFd(fd, path, e);
+        return this.sparse(String(fstatSync(fd).ino), e);
+      }
       let pos = 0;
       for (const id of e.content ?? []) {
         if (id === null) {
@@ -164,13 +178,13 @@ class Restorer {
 
 /** Restores a tree into `target`, which must not exist or be empty. */
 export async function restoreTree(
-  blobs: BlobStore, tree: string, root: NodeMeta, target: string, opts: { chunkSize: number; progress?: RestoreProgress },
+  blobs: BlobStore, tree: string, root: NodeMeta, target: string, opts: { chunkSize: number; progress?: RestoreProgress; sparse?: SparseRestore },
 ): Promise<void> {
   if (existsSync(target) && readdirSync(target).length > 0) {
     throw new EpochfsError('ERESTORETARGET', `restore target ${target} is not empty`);
   }
   mkdirSync(target, { recursive: true, mode: 0o700 });
-  const r = new Restorer(blobs, opts.chunkSize, opts.progress ?? (() => {}));
+  const r = new Restorer(blobs, opts.chunkSize, opts.progress ?? (() => {}), opts.sparse);
   await withZeroUmaskAsync(async () => {
     await r.tree(tree, target);
     finishDir(target, root);

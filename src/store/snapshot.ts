@@ -50,6 +50,19 @@ export interface BuildPlan {
   dirtyChunks(ino: string): ((i: number) => boolean) | 'all';
 }
 
+/**
+ * A tree whose files may hold holes where their content is stored (the shipper's sparse shadow,
+ * src/shipper/sparse.ts): a chunk it names as stored is taken from there, not read.
+ */
+export interface StoredChunks {
+  /** the stored blob id of chunk i of this inode, when the file's bytes there may be a hole */
+  storedId(ino: string, i: number): string | undefined;
+  /** brings stored chunk i back into the file at `path` (its extent changed: it must be read) */
+  faultIn(path: string, ino: string, i: number): Promise<void>;
+  /** the build read chunk i of the file at `path` */
+  noteRead(path: string, ino: string, i: number): void;
+}
+
 /** Everything is dirty: a full scan. */
 export const FULL_SCAN: BuildPlan = { isDirty: () => true, dirtyChunks: () => 'all' };
 
@@ -95,6 +108,7 @@ export class TreeBuilder {
     private readonly chunkSize: number,
     private readonly plan: BuildPlan = FULL_SCAN,
     private readonly prev: BuildCaches = { trees: new Map(), contents: new Map() },
+    private readonly stored?: StoredChunks,
   ) {
     this.zero = Buffer.alloc(chunkSize);
     this.buf = Buffer.alloc(chunkSize);
@@ -123,15 +137,22 @@ export class TreeBuilder {
     let fd: number | undefined;
     try {
       for (let i = 0; i < count; i++) {
-        const reusable = prev && dirty !== 'all' && !dirty(i) && i < prev.content.length
+        const sameExtent = prev !== undefined && i < prev.content.length
           && chunkEnd(i, this.chunkSize, prev.size) === chunkEnd(i, this.chunkSize, size);
-        if (reusable) {
+        if (sameExtent && dirty !== 'all' && !dirty(i)) {
           content.push(prev.content[i]);
           continue;
         }
+        const stored = this.stored?.storedId(ino, i);
+        if (stored !== undefined && sameExtent) {
+          content.push(stored); // a hole in a sparse shadow: nothing changed it since it was stored
+          continue;
+        }
+        if (stored !== undefined) await this.stored!.faultIn(path, ino, i);
         // O_NOATIME: reading must not change what is being stored
         fd ??= openSync(fsPath(path), C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME);
         content.push(await this.readChunk(fd, i, size));
+        this.stored?.noteRead(path, ino, i);
         this.bytesRead += chunkEnd(i, this.chunkSize, size) - i * this.chunkSize;
       }
     } finally {

@@ -110,3 +110,14 @@ export function diffTrees(a: TreeState, b: TreeState, limit = 20): string[] {
   }
   return out;
 }
+
+/** Bytes the regular files below `dir` take on disk (none, for a sparse shadow at rest). */
+export function allocatedFileBytes(dir: string): number {
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    const st = lstatSync(join(dir, name));
+    if (st.isDirectory()) n += allocatedFileBytes(join(dir, name));
+    else if (st.isFile()) n += st.blocks * 512;
+  }
+  return n;
+}

@@ -2,19 +2,21 @@
 // file inside a renamed directory, a truncate down and back up, recycled inode numbers, hard links.
 // After each step the epoch must restore to exactly the live tree the same records produced.
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { DirtySet } from '../../src/group/dirty-set.js';
 import { join } from 'node:path';
 import { Journal } from '../../src/journal/journal.js';
 import type { NewRecord } from '../../src/journal/record.js';
 import { TreeReplayer } from '../../src/journal/replay.js';
 import { Shipper } from '../../src/shipper/shipper.js';
+import { shadowBusyMarker, shadowDir } from '../../src/shipper/state.js';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { BlobStore } from '../../src/store/blobs.js';
 import { findEpoch } from '../../src/store/epochs.js';
 import { Repository } from '../../src/store/repository.js';
 import { restoreTree } from '../../src/store/restore.js';
 import { tempDir } from '../helpers/env.js';
-import { diffTrees, snapshot } from '../helpers/tree.js';
+import { allocatedFileBytes, diffTrees, snapshot } from '../helpers/tree.js';
 
 const PASS = Buffer.from('incremental');
 const MiB = 1 << 20;
@@ -83,6 +85,81 @@ describe('incremental epochs', () => {
     await shipAndCompare();
     ops(w('/q/h2', 100, 50, 2), { op: 'chmod', t: t++, path: '/q/h2', mode: 0o100600 });
     await shipAndCompare();
+    await journal.close(true);
+  });
+
+  it('keep no data in the shadow copy at rest: stored chunks come back for partial writes, truncates, growth and a rebuild', async () => {
+    const dir = tempDir('incr-sparse');
+    const live = join(dir, 'live');
+    const state = join(dir, 'state');
+    mkdirSync(live);
+    writeFileSync(join(live, 'big'), Buffer.alloc(6 * MiB, 3).fill(4, 2 * MiB));
+    writeFileSync(join(live, 'tail'), Buffer.alloc(MiB + 5000, 5)); // a partial last chunk
+    writeFileSync(join(live, 'tiny'), 'tiny');
+    const store = join(dir, 'store');
+    await Repository.init(new LocalBackend(store), PASS);
+    const { journal } = await Journal.open(state);
+    const open = () => Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
+    let shipper = await open();
+    const mountAt = journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
+    // the base's pre-copy round copies the live files into the store: the shadow gets their sizes only
+    const shadow = shadowDir(state, 'live');
+    expect((await shipper.resync(mountAt, [], false)).bytes).toBe(7 * MiB + 5004);
+    expect(allocatedFileBytes(shadow)).toBe(0);
+    const baseAt = journal.append({ op: 'barrier', t: t++ });
+    await shipper.resync(baseAt, [], false, true);
+    await shipper.ship(baseAt);
+    expect(allocatedFileBytes(shadow)).toBe(0);
+    const liveReplayer = new TreeReplayer(live);
+    const ops = (...recs: NewRecord[]) => {
+      for (const r of recs) liveReplayer.apply({ ...r, seq: journal.append({ ...r, vol: 'live' } as NewRecord) } as never);
+      liveReplayer.close();
+    };
+    const w = (path: string, offset: number, n: number, byte: number): NewRecord => ({ op: 'write', t: t++, path, offset, data: Buffer.alloc(n, byte) });
+    const repo = await Repository.open(new LocalBackend(store), PASS);
+    const shipAndCompare = async (label: string, barrier = journal.append({ op: 'barrier', t: t++ })) => {
+      const e = await shipper.ship(barrier);
+      const epoch = await findEpoch(repo, e.id);
+      const out = join(dir, `out-${label}`);
+      await restoreTree(await BlobStore.load(repo), epoch.volumes[0].tree, epoch.volumes[0].root, out, { chunkSize: repo.config.chunkSize });
+      expect([label, diffTrees(snapshot(live, { skipRootTimes: false }), snapshot(out))]).toEqual([label, []]);
+      expect([label, allocatedFileBytes(shadow)]).toEqual([label, 0]);
+    };
+    // partial writes into stored chunks, one that replaces a chunk whole, one into a hole's neighbour
+    ops(w('/big', 10, 100, 9), w('/big', 2 * MiB, MiB, 8), w('/big', 4 * MiB - 1, 2, 7));
+    await shipAndCompare('writes');
+    // a shrink into a stored chunk, a growth past a stored partial chunk (its extent changes)
+    ops({ op: 'truncate', t: t++, path: '/big', size: 5 * MiB + 123 }, w('/tiny', 2 * MiB, 10, 1), { op: 'truncate', t: t++, path: '/tail', size: 3 * MiB });
+    await shipAndCompare('sizes');
+    // a file replaced under a recycled inode number must not take the old one's stored chunks
+    ops({ op: 'unlink', t: t++, path: '/tail' }, { op: 'create', t: t++, path: '/tail', mode: 0o100644, uid: 0, gid: 0 }, w('/tail', 100, 10, 6));
+    await shipAndCompare('recycled');
+    // a resync (changes made while degraded: not journaled, noted by path) compares stored chunks by id
+    const set = new DirtySet('live', live);
+    writeFileSync(join(live, 'big'), Buffer.alloc(100, 1), { flag: 'r+' });
+    set.note({ op: 'write', t: t++, path: '/big', offset: 0, data: Buffer.alloc(100, 1) });
+    truncateSync(join(live, 'tiny'), 10);
+    set.note({ op: 'truncate', t: t++, path: '/tiny', size: 10 });
+    writeFileSync(join(live, 'made'), Buffer.alloc(MiB + 1, 6));
+    set.note({ op: 'create', t: t++, path: '/made', mode: 0o100644, uid: 0, gid: 0 });
+    expect((await shipper.resync(journal.lastSeq, [set.take()], true)).bytes).toBe(2 * MiB + 11);
+    expect(allocatedFileBytes(shadow)).toBe(MiB + 4096); // the changed chunks; the new file is in the store
+    let at = journal.append({ op: 'barrier', t: t++ });
+    await shipper.resync(at, [], true, true);
+    await shipAndCompare('resync', at);
+    // a full one finds a change no set named, and copies no stored chunk that did not change
+    writeFileSync(join(live, 'big'), Buffer.alloc(10, 2), { flag: 'r+' });
+    const full = { vol: 'live', backing: live, full: true, paths: [], renames: [] };
+    at = journal.append({ op: 'barrier', t: t++ });
+    expect((await shipper.resync(at, [full], true)).bytes).toBe(MiB);
+    await shipAndCompare('full resync', at);
+    // killed while advancing: the shadow is rebuilt sparse from the last epoch and keeps working
+    ops(w('/big', 3 * MiB + 7, 1000, 2));
+    writeFileSync(shadowBusyMarker(state), '');
+    shipper = await open();
+    expect(allocatedFileBytes(shadow)).toBe(0);
+    ops(w('/big', 5, 10, 1), { op: 'truncate', t: t++, path: '/big', size: MiB + 1 });
+    await shipAndCompare('rebuilt');
     await journal.close(true);
   });
 });

@@ -2,13 +2,16 @@
 // at their barrier (the oracle: the journal replayed to the barrier's seq onto the initial tree),
 // `latest` after umount equals the backing dir, and the daemon survives kill -9 while shipping.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync, symlinkSync, existsSync } from 'node:fs';
+import {
+  closeSync, existsSync, mkdirSync, openSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { dispose, makeVolume, type TestVolume } from '../helpers/volume.js';
 import { epochfs, epochfsOk } from '../helpers/cli.js';
 import { TEST_ENV } from '../helpers/env.js';
-import { diffTrees, snapshot } from '../helpers/tree.js';
-import { runWorkload } from '../helpers/workload.js';
+import { allocatedFileBytes, diffTrees, snapshot } from '../helpers/tree.js';
+import { prng, runWorkload } from '../helpers/workload.js';
 
 const PASS = 'shipping-test';
 process.env.EPOCHFS_PASSPHRASE = PASS; // for the helpers' own epochfs calls (mount)
@@ -69,6 +72,47 @@ describe('shipping to a store', () => {
     const latest = join(vol.dir, 'latest');
     await epochfsOk(['restore', '--store', store, '--epoch', 'latest', '--to', latest], { env });
     expect(diffTrees(snapshot(vol.backing), snapshot(join(latest, 'backing')))).toEqual([]);
+    const verify = await epochfs(['verify', '--store', store], { env });
+    expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/0 problems/)]);
+  });
+
+  it('epochs taken while the files they hold are overwritten, truncated and unlinked restore to their barriers; the shadow keeps no data', async () => {
+    const MiB = 1 << 20;
+    vol = makeVolume('ship-cow', (b) => {
+      for (let i = 0; i < 4; i++) writeFileSync(join(b, `f${i}`), randomBytes(3 * MiB + 1000 * i));
+    });
+    const store = await storeFor(vol);
+    await vol.mount(['--store', store, '--buffer-max', '1G']); // 64 MiB segments
+    const cps = [await checkpoint(vol.mnt)]; // the base: every chunk of f0..f3 is stored, the shadow a hole
+    const rnd = prng(91);
+    let done = false;
+    const writer = (async () => {
+      for (let n = 0; cps.length < 8; n++) {
+        const f = join(vol!.mnt, `f${Math.floor(rnd() * 4)}`);
+        const what = rnd();
+        if (what < 0.6) {
+          // a partial overwrite: inside a chunk, across a chunk boundary, or past the end
+          const fd = openSync(f, 'r+');
+          const at = Math.floor(rnd() * 4 * MiB);
+          writeSync(fd, randomBytes(1 + Math.floor(rnd() * 100_000)), 0, undefined, at);
+          closeSync(fd);
+        } else if (what < 0.85) truncateSync(f, Math.floor(rnd() * 4 * MiB));
+        else {
+          unlinkSync(f);
+          writeFileSync(f, randomBytes(Math.floor(rnd() * MiB)));
+        }
+        await new Promise((r) => setTimeout(r, 5)); // let the checkpoints run (the journal must not be trimmed: it is the oracle)
+      }
+    })().finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 100));
+      cps.push(await checkpoint(vol.mnt));
+    }
+    await writer;
+    cps.push(await checkpoint(vol.mnt));
+    await vol.umount();
+    for (const [i, cp] of cps.entries()) await expectEpochEqualsReplay(vol, store, cp, i);
+    expect(allocatedFileBytes(join(vol.state, 'shipper', 'shadow'))).toBe(0);
     const verify = await epochfs(['verify', '--store', store], { env });
     expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/0 problems/)]);
   });

@@ -22,8 +22,8 @@ function liveAndShadow(prefix: string, init: (live: string) => void): { live: st
 
 const sync = (live: string, shadow: string, set: DirtySet) => new TreeSync(live, shadow, () => {}).run(set.take());
 
-describe('TreeSync', () => {
-  it('replays renames so that a renamed hard-linked file keeps its other names, and copies only dirty chunks', () => {
+describe('TreeSync', async () => {
+  it('replays renames so that a renamed hard-linked file keeps its other names, and copies only dirty chunks', async () => {
     const { live, shadow } = liveAndShadow('tree-sync-links', (l) => {
       mkdirSync(join(l, 'd'));
       writeFileSync(join(l, 'd', 'a'), Buffer.alloc(3 << 20, 7));
@@ -43,7 +43,7 @@ describe('TreeSync', () => {
     truncateSync(join(live, 'b'), 3 << 20); // a shrink then an extension: zeros, not the old data
     set.note({ op: 'truncate', t, path: '/b', size: 1 << 20 });
     set.note({ op: 'truncate', t, path: '/b', size: 3 << 20 });
-    const stats = sync(live, shadow, set);
+    const stats = await sync(live, shadow, set);
     expect(diffTrees(snapshot(live), snapshot(shadow))).toEqual([]);
     // chunks 1-2 of b (from its truncate on) and chunk 0 of big; the renamed 3 MiB file is not copied
     expect(stats.bytes).toBe(3 << 20);
@@ -52,12 +52,12 @@ describe('TreeSync', () => {
   it('a full comparison corrects any shadow, whatever happened to the live tree', async () => {
     const { live, shadow } = liveAndShadow('tree-sync-full', (l) => writeFileSync(join(l, 'f'), 'x'));
     await runWorkload(live, { seed: 81, ops: 600, workers: 3 });
-    const stats = new TreeSync(live, shadow, () => {}).run({ vol: 'v', backing: live, full: true, paths: [], renames: [] });
+    const stats = await new TreeSync(live, shadow, () => {}).run({ vol: 'v', backing: live, full: true, paths: [], renames: [] });
     expect(diffTrees(snapshot(live), snapshot(shadow))).toEqual([]);
     expect(stats.paths).toBeGreaterThan(10);
   });
 
-  it('a name linked while degraded joins the shadow inode of the names it already had, whichever is synced first', () => {
+  it('a name linked while degraded joins the shadow inode of the names it already had, whichever is synced first', async () => {
     const { live, shadow } = liveAndShadow('tree-sync-join', (l) => {
       mkdirSync(join(l, 'z'));
       writeFileSync(join(l, 'z', 'a'), Buffer.alloc(100, 3));
@@ -67,12 +67,12 @@ describe('TreeSync', () => {
     // the new name is shallower than the one it was linked from, so it is synced first
     linkSync(join(live, 'z', 'a'), join(live, 'c'));
     set.note({ op: 'link', t: 1n, path: '/z/a', dest: '/c' });
-    const stats = sync(live, shadow, set);
+    const stats = await sync(live, shadow, set);
     expect(diffTrees(snapshot(live), snapshot(shadow))).toEqual([]);
     expect(stats.bytes).toBe(0); // joined, not copied
   });
 
-  it('data written through a name removed since reaches the names left, though no set names them', () => {
+  it('data written through a name removed since reaches the names left, though no set names them', async () => {
     const { live, shadow } = liveAndShadow('tree-sync-lost-name', (l) => {
       mkdirSync(join(l, 'd'));
       writeFileSync(join(l, 'a'), Buffer.alloc(100, 3));
@@ -85,11 +85,11 @@ describe('TreeSync', () => {
     rmSync(join(live, 'd'), { recursive: true });
     set.note({ op: 'unlink', t: 1n, path: '/d/b' });
     set.note({ op: 'rmdir', t: 1n, path: '/d' });
-    sync(live, shadow, set);
+    await sync(live, shadow, set);
     expect(diffTrees(snapshot(live), snapshot(shadow))).toEqual([]);
   });
 
-  it('rounds of random structure changes and links, each synced from its own set, end in the live tree exactly', () => {
+  it('rounds of random structure changes and links, each synced from its own set, end in the live tree exactly', async () => {
     for (const seed of Array.from({ length: 16 }, (_, i) => i + 1)) {
       const { live, shadow } = liveAndShadow(`tree-sync-rounds-${seed}`, (l) => {
         mkdirSync(join(l, 'd0'));
@@ -104,7 +104,7 @@ describe('TreeSync', () => {
         for (let i = 0; i < 25; i++) ops();
         const plan = set.take();
         set = new DirtySet('v', live);
-        new TreeSync(live, shadow, () => {}, linked).run(plan);
+        await new TreeSync(live, shadow, () => {}, linked).run(plan);
       }
       expect(diffTrees(snapshot(live), snapshot(shadow)), `seed ${seed}`).toEqual([]);
     }

@@ -1,0 +1,229 @@
+// The shadow copy keeps no data at rest (docs/ARCHITECTURE.md, "A sparse shadow"). Every chunk of
+// a shadow file is either *stored*: its content is the blob the last epoch's content list names,
+// and its bytes in the shadow file are a hole; or *resident*: its bytes in the shadow file are its
+// content. Between two epochs, a record that changes part of a stored chunk brings that chunk back
+// from the store first (fault-in); after an epoch every chunk it read is punched out again.
+import { closeSync, fstatSync, lstatSync, openSync, constants as C } from 'node:fs';
+import { check, sys } from '../native/sys.js';
+import { fsPath } from '../native/names.js';
+import type { Record } from '../journal/record.js';
+import type { CachedContent, StoredChunks } from '../store/snapshot.js';
+import { writeAll } from '../store/restore.js';
+
+/** fallocate(2) modes */
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+
+/** Where stored chunks come from (the group's BlobStore). */
+export interface ChunkSource {
+  get(id: string): Promise<Buffer>;
+}
+
+/** The chunk bookkeeping TreeSync needs to compare a live file with a sparse shadow file. */
+export interface SyncChunks {
+  readonly chunkSize: number;
+  /** the stored blob id of chunk i, when the shadow's bytes there may be a hole */
+  storedId(ino: string, i: number): string | undefined;
+  /** the id a chunk with these bytes has */
+  blobId(data: Buffer): string;
+  /** chunk i was written whole into the shadow */
+  written(ino: string, i: number): void;
+  /** the shadow file was cut to `size` */
+  truncated(ino: string, size: number): void;
+  /** a new shadow inode: none of its chunks is stored */
+  created(ino: string): void;
+  /**
+   * Puts a chunk into the store (durable once the round's blobs are flushed): a new file is copied
+   * into the store rather than into the shadow, which gets only its size (a resync, a base read).
+   */
+  store?(data: Buffer): Promise<string>;
+  /** a new shadow inode whose every chunk was stored so */
+  storedWhole(ino: string, content: CachedContent): void;
+}
+
+/** Keeps an fd's times as they were across a change that is not the volume's (a fault-in, a punch). */
+function keepingTimes(fd: number, path: string, change: () => void): void {
+  const st = fstatSync(fd, { bigint: true });
+  change();
+  const NS = 1_000_000_000n;
+  check(sys.futimens(fd, Number(st.atimeNs / NS), Number(st.atimeNs % NS), Number(st.mtimeNs / NS), Number(st.mtimeNs % NS)), 'futimens', path);
+}
+
+export class SparseShadow implements StoredChunks, SyncChunks {
+  /** chunks whose shadow bytes are their content since the last epoch, by inode */
+  private readonly resident = new Map<string, Set<number>>();
+  /** the smallest size a file was cut to since the last epoch: no stored chunk lies past it */
+  private readonly cut = new Map<string, number>();
+  /** inodes made since the last epoch: their inode numbers may be recycled ones */
+  private readonly fresh = new Set<string>();
+  /** what the last epoch's build read, to punch once the epoch is durable: absolute path -> inode, chunks */
+  private readonly read = new Map<string, { ino: string; chunks: number[] }>();
+  /** bytes brought back from the store since the last epoch */
+  faultedBytes = 0;
+
+  constructor(
+    readonly root: string,
+    readonly chunkSize: number,
+    /** the last epoch's content lists (by inode), replaced at every epoch */
+    private readonly contents: () => Map<string, CachedContent>,
+    private readonly source: ChunkSource,
+    readonly blobId: (data: Buffer) => string,
+    readonly store?: (data: Buffer) => Promise<string>,
+  ) {}
+
+  storedId(ino: string, i: number): string | undefined {
+    if (this.fresh.has(ino) || this.resident.get(ino)?.has(i)) return undefined;
+    if (i * this.chunkSize >= (this.cut.get(ino) ?? Infinity)) return undefined;
+    return this.contents().get(ino)?.content[i] ?? undefined; // null: a zero chunk, whose hole is its content
+  }
+
+  /** Where stored chunk i ends (its length in the last epoch). */
+  private storedEnd(ino: string, i: number): number {
+    return Math.min((i + 1) * this.chunkSize, this.contents().get(ino)!.size);
+  }
+
+  written(ino: string, i: number): void {
+    let set = this.resident.get(ino);
+    if (!set) this.resident.set(ino, (set = new Set()));
+    set.add(i);
+  }
+
+  truncated(ino: string, size: number): void {
+    this.cut.set(ino, Math.min(this.cut.get(ino) ?? Infinity, size));
+  }
+
+  created(ino: string): void {
+    this.fresh.add(ino);
+  }
+
+  storedWhole(ino: string, content: CachedContent): void {
+    this.contents().set(ino, content);
+    this.fresh.delete(ino);
+    this.resident.delete(ino);
+    this.cut.delete(ino);
+  }
+
+  /**
+   * Before `rec` is applied to the shadow: the stored chunks it changes only in part are brought
+   * back (a write into the middle of one, a truncate that ends inside one). Returns undefined when
+   * nothing is to be fetched, so that most records cost no await.
+   */
+  before(rec: Record): Promise<void> | undefined {
+    if ((rec.op !== 'write' && rec.op !== 'truncate') || this.contents().size === 0) return undefined;
+    const abs = this.root + rec.path;
+    let st;
+    try {
+      st = lstatSync(fsPath(abs));
+    } catch {
+      return undefined; // the apply says why
+    }
+    if (!st.isFile()) return undefined;
+    const ino = String(st.ino);
+    const c = this.chunkSize;
+    const fetch: [number, string][] = [];
+    if (rec.op === 'write') {
+      if (rec.data.length === 0) return undefined;
+      const end = rec.offset + rec.data.length;
+      for (let i = Math.floor(rec.offset / c); i <= Math.floor((end - 1) / c); i++) {
+        const id = this.storedId(ino, i);
+        if (id === undefined) continue;
+        if (rec.offset > i * c || end < this.storedEnd(ino, i)) fetch.push([i, id]);
+        else this.written(ino, i); // replaced whole
+      }
+    } else {
+      const i = Math.floor(rec.size / c);
+      const id = rec.size < st.size && rec.size % c !== 0 ? this.storedId(ino, i) : undefined;
+      if (id !== undefined) fetch.push([i, id]);
+      this.truncated(ino, rec.size);
+    }
+    if (fetch.length === 0) return undefined;
+    return (async () => {
+      for (const [i, id] of fetch) await this.bringBack(abs, ino, i, id);
+    })();
+  }
+
+  /** After `rec` was applied: a new inode has nothing stored. */
+  after(rec: Record): void {
+    if (rec.op !== 'create' && rec.op !== 'mknod') return;
+    try {
+      this.created(String(lstatSync(fsPath(this.root + rec.path)).ino));
+    } catch {
+      // gone already: nothing to remember
+    }
+  }
+
+  /** A stored chunk whose extent changed (the file grew past it) is brought back before it is read. */
+  async faultIn(abs: string, ino: string, i: number): Promise<void> {
+    const id = this.storedId(ino, i);
+    if (id !== undefined) await this.bringBack(abs, ino, i, id);
+  }
+
+  private async bringBack(abs: string, ino: string, i: number, id: string): Promise<void> {
+    const data = await this.source.get(id);
+    const fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
+    try {
+      keepingTimes(fd, abs, () => writeAll(fd, abs, data, i * this.chunkSize));
+    } finally {
+      closeSync(fd);
+    }
+    this.faultedBytes += data.length;
+    this.written(ino, i);
+  }
+
+  noteRead(abs: string, ino: string, i: number): void {
+    const r = this.read.get(abs);
+    if (r && r.ino === ino) r.chunks.push(i);
+    else this.read.set(abs, { ino, chunks: [i] });
+  }
+
+  /**
+   * The epoch is durable: every chunk its build read is stored now, so its bytes are punched out
+   * (times kept) and the bookkeeping starts afresh. A file that cannot be opened, or that is
+   * another inode by now, is left as it is: its bytes are its content, which is only space.
+   */
+  punchRead(): { bytes: number; failed?: string } {
+    let bytes = 0;
+    let failed: string | undefined;
+    const c = this.chunkSize;
+    for (const [abs, { ino, chunks }] of this.read) {
+      try {
+        const fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
+        try {
+          if (String(fstatSync(fd).ino) !== ino) continue;
+          keepingTimes(fd, abs, () => {
+            for (const [from, to] of runs(chunks)) {
+              check(sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from * c, (to - from + 1) * c), 'fallocate', abs);
+              bytes += (to - from + 1) * c;
+            }
+          });
+        } finally {
+          closeSync(fd);
+        }
+      } catch (err) {
+        failed ??= (err as Error).message;
+      }
+    }
+    this.reset();
+    return { bytes, failed };
+  }
+
+  reset(): void {
+    this.resident.clear();
+    this.cut.clear();
+    this.fresh.clear();
+    this.read.clear();
+    this.faultedBytes = 0;
+  }
+}
+
+/** Sorted runs of consecutive chunk numbers: [first, last] pairs. */
+function runs(chunks: number[]): [number, number][] {
+  const sorted = [...new Set(chunks)].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const i of sorted) {
+    const last = out[out.length - 1];
+    if (last && last[1] === i - 1) last[1] = i;
+    else out.push([i, i]);
+  }
+  return out;
+}
