@@ -21,7 +21,7 @@ import { EpochfsError } from '../util/errors.js';
 import { DirtySet, planSize, type PlanSize, type VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
-import { SparseShadow } from './sparse.js';
+import { ResidentBudget, SparseShadow, type ResidentJson } from './sparse.js';
 import {
   cachesOf, cachesToJson, loadShipperState, saveShipperState, shadowBusyMarker, shadowDir, shipperDir, SHIPPER_STATE_VERSION, type ShipperState,
 } from './state.js';
@@ -33,6 +33,8 @@ export interface ShipperOptions {
   group: string;
   /** Where shipping starts when the group has never shipped (the journal's last seq at start). */
   startSeq: number;
+  /** bytes of shadow chunks kept resident across epochs (see ResidentBudget); DEFAULT_RESIDENT_MAX */
+  residentMax?: number;
   log?: (msg: string) => void;
 }
 
@@ -79,12 +81,15 @@ class ShadowVolume {
   /** which chunks of its files are holes whose content is stored (src/shipper/sparse.ts) */
   readonly sparse: SparseShadow;
 
-  constructor(readonly root: string, public caches: BuildCaches, full: boolean, repo: Repository, blobs: BlobStore) {
+  constructor(
+    readonly root: string, public caches: BuildCaches, full: boolean, repo: Repository, blobs: BlobStore, budget: ResidentBudget, kept?: ResidentJson,
+  ) {
     const chunkSize = repo.config.chunkSize;
     this.replayer = new TreeReplayer(root);
     this.dirty = new DirtyTracker(root, chunkSize);
     this.dirty.full = full;
-    this.sparse = new SparseShadow(root, chunkSize, () => this.caches.contents, blobs, (data) => repo.blobId(data), (data) => blobs.put('data', data));
+    const contents = () => this.caches.contents;
+    this.sparse = new SparseShadow(root, chunkSize, contents, blobs, (data) => repo.blobId(data), budget, (data) => blobs.put('data', data), kept);
   }
 
   /** Applies a record to the shadow, bringing back from the store the stored chunks it changes in part. */
@@ -108,8 +113,12 @@ function baseRoundFault(): void {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** What a group's shadows keep resident across epochs by default: a busy file's hot chunks. */
+export const DEFAULT_RESIDENT_MAX = 256 << 20;
+
 export class Shipper {
   private state!: ShipperState;
+  private readonly budget: ResidentBudget;
   private readonly volumes = new Map<string, ShadowVolume>();
   private readonly log: (m: string) => void;
   /** How far the shadows are advanced: past the cursor when storing an epoch failed (it is retried). */
@@ -128,6 +137,7 @@ export class Shipper {
 
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
+    this.budget = new ResidentBudget(opts.residentMax ?? DEFAULT_RESIDENT_MAX);
   }
 
   static async open(opts: ShipperOptions): Promise<Shipper> {
@@ -161,7 +171,10 @@ export class Shipper {
     this.state = saved;
     this.shadowSeq = saved.cursor;
     this.reader = undefined;
-    for (const v of this.volumes.values()) v.replayer.close();
+    for (const v of this.volumes.values()) {
+      v.replayer.close();
+      this.budget.forget(v.sparse);
+    }
     this.volumes.clear();
     if (interrupted) this.log(`shadow copies were being advanced when the daemon stopped; rebuilding them from epoch ${saved.lastEpoch?.slice(0, 16)}`);
     // The last epoch remembers the volumes that left: they are carried until removed.
@@ -179,7 +192,7 @@ export class Shipper {
         const sparse = (ino: string, e: TreeEntry) => contents.set(ino, { size: e.size ?? 0, content: e.content ?? [] });
         await restoreTree(this.blobs, v.tree, v.root, root, { chunkSize: this.chunkSize, sparse });
         this.volumes.set(name, this.shadowVolume(root, { trees: new Map(), contents }, true));
-      } else this.volumes.set(name, this.shadowVolume(root, cachesOf(caches), false));
+      } else this.volumes.set(name, this.shadowVolume(root, cachesOf(caches), false, caches.resident));
     }
     // Bases being read at the last epoch: read again, whole (their changes since were only in memory).
     for (const [name, backing] of Object.entries(saved.bases ?? {})) if (!this.volumes.has(name)) this.readBaseOf(name, backing);
@@ -358,8 +371,8 @@ export class Shipper {
     return v;
   }
 
-  private shadowVolume(root: string, caches: BuildCaches, full: boolean): ShadowVolume {
-    return new ShadowVolume(root, caches, full, this.repo, this.blobs);
+  private shadowVolume(root: string, caches: BuildCaches, full: boolean, kept?: ResidentJson): ShadowVolume {
+    return new ShadowVolume(root, caches, full, this.repo, this.blobs, this.budget, kept);
   }
 
   /** Its shadow is its last state: the next epoch stores it from there, detached. */
@@ -383,7 +396,9 @@ export class Shipper {
   }
 
   private dropShadow(vol: string): void {
-    this.volumes.get(vol)?.replayer.close();
+    const v = this.volumes.get(vol);
+    v?.replayer.close();
+    if (v) this.budget.forget(v.sparse);
     this.volumes.delete(vol);
     rmSync(shadowDir(this.opts.stateDir, vol), { recursive: true, force: true });
   }
@@ -422,34 +437,33 @@ export class Shipper {
     for (const [name, caches] of next) this.volumes.get(name)!.caches = caches;
     for (const e of entries) if (e.detached && this.volumes.has(e.name)) this.leave(e);
     this.removed = false;
+    const faulted = [...next.keys()].reduce((n, name) => n + (this.volumes.get(name)?.sparse.faultedBytes ?? 0), 0);
+    // before the state that names the chunks kept (a kill before it is saved rebuilds the shadows)
+    this.settleShadows(next.keys());
     this.state = {
       ...this.state, cursor: seq, lastEpoch: id,
-      volumes: Object.fromEntries([...this.volumes].filter(([, v]) => !v.base).map(([name, v]) => [name, cachesToJson(v.caches)])),
+      volumes: Object.fromEntries([...this.volumes].filter(([, v]) => !v.base).map(([name, v]) => [name, cachesToJson(v.caches, v.sparse.keptJson())])),
       ...basesOf(reading),
     };
     saveShipperState(this.opts.stateDir, this.state);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });
     this.resyncedSinceEpoch = false;
     for (const v of this.volumes.values()) v.dirty.clear();
-    this.punch(next.keys());
     this.trim(Math.min(seq, trimTo));
     const files = entries.reduce((n, e) => n + e.files, 0);
     const detached = entries.filter((e) => e.detached).map((e) => e.name);
-    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
+    this.log(`epoch ${id.slice(0, 16)} at seq ${seq}: ${entries.map((e) => e.name + (e.detached ? ' (detached)' : '')).join(', ')}; ${files} files, +${bytesAdded} bytes${faulted ? ` (${faulted} bytes of the shadows brought back from the store)` : ''}${missing.length ? `; partial, missing ${missing.join(', ')}` : ''}`);
     return { id, seq, bytesAdded, files, volumes: entries.map((e) => e.name), detached, missing };
   }
 
   /**
-   * The epoch is durable: the chunks it read from the shadows of the volumes it built are stored,
-   * and their bytes are punched out of the shadows (the shadow keeps no data at rest).
+   * The epoch is durable: the chunks it read from the shadows of the volumes it built are stored.
+   * The most recently read stay resident within the group's budget; the rest are punched out.
    */
-  private punch(built: Iterable<string>): void {
-    for (const name of built) {
-      const v = this.volumes.get(name);
-      if (!v) continue; // it left: its shadow is gone
-      const { failed } = v.sparse.punchRead();
-      if (failed) this.log(`volume ${name}: the shadow copy keeps data it could not punch out (${failed}); it costs space, not correctness`);
-    }
+  private settleShadows(built: Iterable<string>): void {
+    for (const name of built) this.volumes.get(name)?.sparse.settle(); // a volume that left has no shadow
+    const { failed } = this.budget.evict();
+    if (failed) this.log(`a shadow copy keeps data it could not punch out (${failed}); it costs space, not correctness`);
   }
 
   /** A volume that left is stored: from now on its entry is carried, and its shadow goes. */

@@ -1,8 +1,10 @@
-// The shadow copy keeps no data at rest (docs/ARCHITECTURE.md, "A sparse shadow"). Every chunk of
-// a shadow file is either *stored*: its content is the blob the last epoch's content list names,
-// and its bytes in the shadow file are a hole; or *resident*: its bytes in the shadow file are its
-// content. Between two epochs, a record that changes part of a stored chunk brings that chunk back
-// from the store first (fault-in); after an epoch every chunk it read is punched out again.
+// The shadow copy keeps no second copy of a volume (docs/ARCHITECTURE.md, "A sparse shadow").
+// Every chunk of a shadow file is either *stored*: its content is the blob the last epoch's content
+// list names, and its bytes in the shadow file are a hole; or *resident*: its bytes in the shadow
+// file are its content. Between two epochs, a record that changes part of a stored chunk brings
+// that chunk back from the store first (fault-in). After an epoch the chunks it read stay resident
+// within a group's budget (the ones written most recently, so a busy file costs no fetches); the
+// rest are punched out.
 import { closeSync, fstatSync, lstatSync, openSync, constants as C } from 'node:fs';
 import { check, sys } from '../native/sys.js';
 import { fsPath } from '../native/names.js';
@@ -26,8 +28,8 @@ export interface SyncChunks {
   storedId(ino: string, i: number): string | undefined;
   /** the id a chunk with these bytes has */
   blobId(data: Buffer): string;
-  /** chunk i was written whole into the shadow */
-  written(ino: string, i: number): void;
+  /** chunk i was written whole into the shadow file at `abs` */
+  written(ino: string, i: number, abs: string): void;
   /** the shadow file was cut to `size` */
   truncated(ino: string, size: number): void;
   /** a new shadow inode: none of its chunks is stored */
@@ -41,6 +43,63 @@ export interface SyncChunks {
   storedWhole(ino: string, content: CachedContent): void;
 }
 
+/** Resident chunks kept across epochs, as the shipper state saves them: [inode, path, chunks]. */
+export type ResidentJson = [string, string, number[]][];
+
+let shadowIds = 0;
+
+/**
+ * The resident chunks an epoch has stored too (so punching them loses nothing), least recently
+ * used first, for all shadows of a group: after an epoch, the ones beyond `max` bytes are punched.
+ */
+export class ResidentBudget {
+  private readonly lru = new Map<string, { shadow: SparseShadow; ino: string; i: number }>();
+
+  constructor(readonly max: number) {}
+
+  use(shadow: SparseShadow, ino: string, i: number): void {
+    const key = `${shadow.id}:${ino}:${i}`;
+    this.lru.delete(key);
+    this.lru.set(key, { shadow, ino, i });
+  }
+
+  drop(shadow: SparseShadow, ino: string, i: number): void {
+    this.lru.delete(`${shadow.id}:${ino}:${i}`);
+  }
+
+  /** A shadow that is gone. */
+  forget(shadow: SparseShadow): void {
+    for (const [key, e] of this.lru) if (e.shadow === shadow) this.lru.delete(key);
+  }
+
+  /** The chunks of `shadow` kept, least recently used first. */
+  of(shadow: SparseShadow): { ino: string; i: number }[] {
+    return [...this.lru.values()].filter((e) => e.shadow === shadow);
+  }
+
+  /** Punches the least recently used chunks until the rest fit; failures are reported, not thrown. */
+  evict(): { bytes: number; failed?: string } {
+    let bytes = 0;
+    let failed: string | undefined;
+    const over = new Map<SparseShadow, Map<string, number[]>>();
+    let kept = [...this.lru.values()].reduce((n, e) => n + e.shadow.chunkSize, 0);
+    for (const [key, e] of this.lru) {
+      if (kept <= this.max) break;
+      kept -= e.shadow.chunkSize;
+      this.lru.delete(key);
+      let byIno = over.get(e.shadow);
+      if (!byIno) over.set(e.shadow, (byIno = new Map()));
+      byIno.set(e.ino, [...(byIno.get(e.ino) ?? []), e.i]);
+    }
+    for (const [shadow, byIno] of over) {
+      const r = shadow.punch(byIno);
+      bytes += r.bytes;
+      failed ??= r.failed;
+    }
+    return { bytes, failed };
+  }
+}
+
 /** Keeps an fd's times as they were across a change that is not the volume's (a fault-in, a punch). */
 function keepingTimes(fd: number, path: string, change: () => void): void {
   const st = fstatSync(fd, { bigint: true });
@@ -50,14 +109,19 @@ function keepingTimes(fd: number, path: string, change: () => void): void {
 }
 
 export class SparseShadow implements StoredChunks, SyncChunks {
-  /** chunks whose shadow bytes are their content since the last epoch, by inode */
+  readonly id = ++shadowIds;
+  /** chunks whose shadow bytes are their content, by inode */
   private readonly resident = new Map<string, Set<number>>();
+  /** where each inode with resident chunks was last seen (a path in the volume), to punch them */
+  private readonly paths = new Map<string, string>();
   /** the smallest size a file was cut to since the last epoch: no stored chunk lies past it */
   private readonly cut = new Map<string, number>();
   /** inodes made since the last epoch: their inode numbers may be recycled ones */
   private readonly fresh = new Set<string>();
-  /** what the last epoch's build read, to punch once the epoch is durable: absolute path -> inode, chunks */
-  private readonly read = new Map<string, { ino: string; chunks: number[] }>();
+  /** what the last epoch's build read (by inode: where, which chunks), kept or punched once the epoch is durable */
+  private readonly read = new Map<string, { path: string; chunks: number[] }>();
+  /** the inode a create or mknod record found at its path before it was applied */
+  private existing: string | undefined;
   /** bytes brought back from the store since the last epoch */
   faultedBytes = 0;
 
@@ -68,8 +132,25 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     private readonly contents: () => Map<string, CachedContent>,
     private readonly source: ChunkSource,
     readonly blobId: (data: Buffer) => string,
+    private readonly budget: ResidentBudget,
     readonly store?: (data: Buffer) => Promise<string>,
-  ) {}
+    /** resident chunks an earlier epoch kept (its state), least recently used first */
+    kept: ResidentJson = [],
+  ) {
+    for (const [ino, path, chunks] of kept) {
+      this.paths.set(ino, path);
+      for (const i of chunks) {
+        this.addResident(ino, i);
+        budget.use(this, ino, i);
+      }
+    }
+  }
+
+  private addResident(ino: string, i: number): void {
+    let set = this.resident.get(ino);
+    if (!set) this.resident.set(ino, (set = new Set()));
+    set.add(i);
+  }
 
   storedId(ino: string, i: number): string | undefined {
     if (this.fresh.has(ino) || this.resident.get(ino)?.has(i)) return undefined;
@@ -82,10 +163,9 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     return Math.min((i + 1) * this.chunkSize, this.contents().get(ino)!.size);
   }
 
-  written(ino: string, i: number): void {
-    let set = this.resident.get(ino);
-    if (!set) this.resident.set(ino, (set = new Set()));
-    set.add(i);
+  written(ino: string, i: number, abs: string): void {
+    this.addResident(ino, i);
+    this.paths.set(ino, abs.slice(this.root.length));
   }
 
   truncated(ino: string, size: number): void {
@@ -99,6 +179,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   storedWhole(ino: string, content: CachedContent): void {
     this.contents().set(ino, content);
     this.fresh.delete(ino);
+    for (const i of this.resident.get(ino) ?? []) this.budget.drop(this, ino, i);
     this.resident.delete(ino);
     this.cut.delete(ino);
   }
@@ -109,6 +190,10 @@ export class SparseShadow implements StoredChunks, SyncChunks {
    * nothing is to be fetched, so that most records cost no await.
    */
   before(rec: Record): Promise<void> | undefined {
+    if (rec.op === 'create' || rec.op === 'mknod') {
+      this.existing = inoOf(this.root + rec.path); // a redone create may find its file there already
+      return undefined;
+    }
     if ((rec.op !== 'write' && rec.op !== 'truncate') || this.contents().size === 0) return undefined;
     const abs = this.root + rec.path;
     let st;
@@ -128,7 +213,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
         const id = this.storedId(ino, i);
         if (id === undefined) continue;
         if (rec.offset > i * c || end < this.storedEnd(ino, i)) fetch.push([i, id]);
-        else this.written(ino, i); // replaced whole
+        else this.written(ino, i, abs); // replaced whole
       }
     } else {
       const i = Math.floor(rec.size / c);
@@ -145,11 +230,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   /** After `rec` was applied: a new inode has nothing stored. */
   after(rec: Record): void {
     if (rec.op !== 'create' && rec.op !== 'mknod') return;
-    try {
-      this.created(String(lstatSync(fsPath(this.root + rec.path)).ino));
-    } catch {
-      // gone already: nothing to remember
-    }
+    const ino = inoOf(this.root + rec.path);
+    if (ino !== undefined && ino !== this.existing) this.created(ino);
   }
 
   /** A stored chunk whose extent changed (the file grew past it) is brought back before it is read. */
@@ -167,25 +249,56 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       closeSync(fd);
     }
     this.faultedBytes += data.length;
-    this.written(ino, i);
+    this.written(ino, i, abs);
   }
 
   noteRead(abs: string, ino: string, i: number): void {
-    const r = this.read.get(abs);
-    if (r && r.ino === ino) r.chunks.push(i);
-    else this.read.set(abs, { ino, chunks: [i] });
+    const path = abs.slice(this.root.length);
+    const r = this.read.get(ino);
+    if (r) {
+      r.path = path; // the latest build's (one that failed may have seen another name)
+      r.chunks.push(i);
+    } else this.read.set(ino, { path, chunks: [i] });
   }
 
   /**
-   * The epoch is durable: every chunk its build read is stored now, so its bytes are punched out
-   * (times kept) and the bookkeeping starts afresh. A file that cannot be opened, or that is
-   * another inode by now, is left as it is: its bytes are its content, which is only space.
+   * The epoch is durable: every chunk its build read is stored now, so it joins the chunks the
+   * budget may keep (the most recently read; the group's budget punches the rest). The bookkeeping
+   * of the interval starts afresh.
    */
-  punchRead(): { bytes: number; failed?: string } {
+  settle(): void {
+    for (const [ino, { path, chunks }] of this.read) {
+      this.paths.set(ino, path);
+      for (const i of chunks) {
+        this.addResident(ino, i);
+        this.budget.use(this, ino, i);
+      }
+    }
+    this.read.clear();
+    this.cut.clear();
+    this.fresh.clear();
+    this.faultedBytes = 0;
+  }
+
+  /**
+   * Punches out stored chunks (by inode), keeping the file's times; they are stored from now on. A
+   * file that cannot be opened, or that is another inode by now, is left as it is (its bytes are
+   * its content or gone: only space), and so is a file system that cannot punch holes.
+   */
+  punch(byIno: Map<string, number[]>): { bytes: number; failed?: string } {
     let bytes = 0;
     let failed: string | undefined;
     const c = this.chunkSize;
-    for (const [abs, { ino, chunks }] of this.read) {
+    for (const [ino, chunks] of byIno) {
+      const path = this.paths.get(ino);
+      const set = this.resident.get(ino);
+      for (const i of chunks) set?.delete(i);
+      if (set?.size === 0) {
+        this.resident.delete(ino);
+        this.paths.delete(ino);
+      }
+      if (path === undefined) continue;
+      const abs = this.root + path;
       try {
         const fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
         try {
@@ -203,16 +316,22 @@ export class SparseShadow implements StoredChunks, SyncChunks {
         failed ??= (err as Error).message;
       }
     }
-    this.reset();
     return { bytes, failed };
   }
 
-  reset(): void {
-    this.resident.clear();
-    this.cut.clear();
-    this.fresh.clear();
-    this.read.clear();
-    this.faultedBytes = 0;
+  /** The resident chunks the budget keeps, for the shipper state. */
+  keptJson(): ResidentJson {
+    const byIno = new Map<string, number[]>();
+    for (const { ino, i } of this.budget.of(this)) byIno.set(ino, [...(byIno.get(ino) ?? []), i]);
+    return [...byIno].filter(([ino]) => this.paths.has(ino)).map(([ino, chunks]) => [ino, this.paths.get(ino)!, chunks]);
+  }
+}
+
+function inoOf(abs: string): string | undefined {
+  try {
+    return String(lstatSync(fsPath(abs)).ino);
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,12 +3,15 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildCaches, CachedContent, TreeSummary } from '../store/snapshot.js';
+import type { ResidentJson } from './sparse.js';
 
 export const SHIPPER_STATE_VERSION = 1;
 
 export interface VolumeCaches {
   trees: [string, TreeSummary][];
   contents: [string, CachedContent][];
+  /** shadow chunks kept resident, least recently used first (src/shipper/sparse.ts) */
+  resident?: ResidentJson;
 }
 
 export interface ShipperState {
@@ -68,6 +71,6 @@ export function cachesOf(v: VolumeCaches | undefined): BuildCaches {
   return { trees: new Map(v?.trees ?? []), contents: new Map(v?.contents ?? []) };
 }
 
-export function cachesToJson(c: BuildCaches): VolumeCaches {
-  return { trees: [...c.trees], contents: [...c.contents] };
+export function cachesToJson(c: BuildCaches, resident: ResidentJson): VolumeCaches {
+  return { trees: [...c.trees], contents: [...c.contents], ...(resident.length ? { resident } : {}) };
 }

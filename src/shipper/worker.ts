@@ -43,12 +43,18 @@ async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
   }
 }
 
+/** EPOCHFS_SHADOW_RESIDENT_MAX: bytes of shadow chunks kept resident across epochs (a tuning knob). */
+function residentMaxOf(log: (m: string) => void): number | undefined {
+  const raw = process.env.EPOCHFS_SHADOW_RESIDENT_MAX;
+  if (raw === undefined) return undefined;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  log(`EPOCHFS_SHADOW_RESIDENT_MAX=${JSON.stringify(raw)} is not a number of bytes; the default is used`);
+  return undefined;
+}
+
 try {
-  const shipper = await Shipper.open({
-    ...input,
-    passphrase: Buffer.from(input.passphrase),
-    log: (message) => post({ type: 'log', message }),
-  });
+  const log = (message: string) => post({ type: 'log', message });
+  const shipper = await Shipper.open({ ...input, passphrase: Buffer.from(input.passphrase), log, residentMax: residentMaxOf(log) });
   let queue = Promise.resolve();
   let requests = 0;
   // Fault injection for tests (a worker cannot be killed from outside the daemon): the worker ends

@@ -99,7 +99,7 @@ describe('incremental epochs', () => {
     const store = join(dir, 'store');
     await Repository.init(new LocalBackend(store), PASS);
     const { journal } = await Journal.open(state);
-    const open = () => Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
+    const open = () => Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: 0 });
     let shipper = await open();
     const mountAt = journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
     // the base's pre-copy round copies the live files into the store: the shadow gets their sizes only
@@ -160,6 +160,55 @@ describe('incremental epochs', () => {
     expect(allocatedFileBytes(shadow)).toBe(0);
     ops(w('/big', 5, 10, 1), { op: 'truncate', t: t++, path: '/big', size: MiB + 1 });
     await shipAndCompare('rebuilt');
+    await journal.close(true);
+  });
+
+  it('keep the chunks read last resident within the budget, across a restart, and fetch none of them again', async () => {
+    const dir = tempDir('incr-resident');
+    const live = join(dir, 'live');
+    const state = join(dir, 'state');
+    mkdirSync(live);
+    writeFileSync(join(live, 'a'), Buffer.alloc(8 * MiB, 1));
+    const store = join(dir, 'store');
+    await Repository.init(new LocalBackend(store), PASS);
+    const { journal } = await Journal.open(state);
+    const logs: string[] = [];
+    const open = () => Shipper.open({
+      stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: 2 * MiB, log: (m) => logs.push(m),
+    });
+    let shipper = await open();
+    const liveReplayer = new TreeReplayer(live);
+    const ops = (...recs: NewRecord[]) => {
+      for (const r of recs) liveReplayer.apply({ ...r, seq: journal.append({ ...r, vol: 'live' } as NewRecord) } as never);
+      liveReplayer.close();
+    };
+    const w = (chunk: number): NewRecord => ({ op: 'write', t: t++, path: '/a', offset: chunk * MiB + 100, data: Buffer.alloc(10, chunk + 2) });
+    const repo = await Repository.open(new LocalBackend(store), PASS);
+    const shadow = shadowDir(state, 'live');
+    /** Ships an epoch, compares it, and returns its log line. */
+    const shipAndCompare = async (label: string) => {
+      logs.length = 0;
+      const e = await shipper.ship(journal.append({ op: 'barrier', t: t++ }));
+      const epoch = await findEpoch(repo, e.id);
+      const out = join(dir, `out-${label}`);
+      await restoreTree(await BlobStore.load(repo), epoch.volumes[0].tree, epoch.volumes[0].root, out, { chunkSize: repo.config.chunkSize });
+      expect([label, diffTrees(snapshot(live, { skipRootTimes: false }), snapshot(out))]).toEqual([label, []]);
+      return logs.find((l) => l.startsWith('epoch ')) ?? '';
+    };
+    const mountAt = journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
+    await shipper.resync(mountAt, [], false);
+    await shipper.resync(journal.append({ op: 'barrier', t: t++ }), [], false, true);
+    await shipAndCompare('base');
+    expect(allocatedFileBytes(shadow)).toBe(0); // copied into the store, never into the shadow
+    ops(w(0), w(1), w(2), w(3));
+    expect(await shipAndCompare('four chunks')).toContain(`(${4 * MiB} bytes of the shadows brought back`);
+    expect(allocatedFileBytes(shadow)).toBe(2 * MiB); // the two read last
+    shipper = await open(); // what is kept is in the shipper state
+    ops(w(3), w(2));
+    expect(await shipAndCompare('kept chunks')).not.toContain('brought back');
+    ops(w(0));
+    expect(await shipAndCompare('a punched chunk')).toContain(`(${MiB} bytes of the shadows brought back`);
+    expect(allocatedFileBytes(shadow)).toBe(2 * MiB);
     await journal.close(true);
   });
 });

@@ -82,7 +82,12 @@ describe('shipping to a store', () => {
       for (let i = 0; i < 4; i++) writeFileSync(join(b, `f${i}`), randomBytes(3 * MiB + 1000 * i));
     });
     const store = await storeFor(vol);
-    await vol.mount(['--store', store, '--buffer-max', '1G']); // 64 MiB segments
+    process.env.EPOCHFS_SHADOW_RESIDENT_MAX = '0'; // no chunk kept resident: every epoch punches what it read
+    try {
+      await vol.mount(['--store', store, '--buffer-max', '1G']); // 64 MiB segments
+    } finally {
+      delete process.env.EPOCHFS_SHADOW_RESIDENT_MAX;
+    }
     const cps = [await checkpoint(vol.mnt)]; // the base: every chunk of f0..f3 is stored, the shadow a hole
     const rnd = prng(91);
     let done = false;
