@@ -6,12 +6,13 @@
 // within a group's budget (the ones written most recently, so a busy file costs no fetches); the
 // rest are punched out.
 import { closeSync, fstatSync, lstatSync, openSync, constants as C } from 'node:fs';
-import { check, sys } from '../native/sys.js';
+import { check, fileHandle, sys } from '../native/sys.js';
 import { fsPath } from '../native/names.js';
 import type { Record } from '../journal/record.js';
 import type { CachedContent, StoredChunks } from '../store/snapshot.js';
 import { writeAll } from '../store/restore.js';
 
+const AT_FDCWD = -100;
 /** fallocate(2) modes */
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
@@ -28,8 +29,8 @@ export interface SyncChunks {
   storedId(ino: string, i: number): string | undefined;
   /** the id a chunk with these bytes has */
   blobId(data: Buffer): string;
-  /** chunk i was written whole into the shadow file at `abs` */
-  written(ino: string, i: number, abs: string): void;
+  /** chunk i was written whole into the shadow */
+  written(ino: string, i: number): void;
   /** the shadow file was cut to `size` */
   truncated(ino: string, size: number): void;
   /** a new shadow inode: none of its chunks is stored */
@@ -43,10 +44,19 @@ export interface SyncChunks {
   storedWhole(ino: string, content: CachedContent): void;
 }
 
-/** Resident chunks kept across epochs, as the shipper state saves them: [inode, path, chunks]. */
+/** Resident chunks kept across epochs, as the shipper state saves them: [inode, file handle (hex), chunks]. */
 export type ResidentJson = [string, string, number[]][];
 
 let shadowIds = 0;
+
+/** What a record being applied does to a stored file, noted once it applied (see SparseShadow.before). */
+interface Pending {
+  ino: string;
+  /** chunks it replaces whole */
+  whole: number[];
+  /** the size it cuts the file to */
+  cut?: number;
+}
 
 /**
  * The resident chunks an epoch has stored too (so punching them loses nothing), least recently
@@ -112,8 +122,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   readonly id = ++shadowIds;
   /** chunks whose shadow bytes are their content, by inode */
   private readonly resident = new Map<string, Set<number>>();
-  /** where each inode with resident chunks was last seen (a path in the volume), to punch them */
-  private readonly paths = new Map<string, string>();
+  /** the file handle (hex) of each inode with chunks the budget keeps, to punch them by */
+  private readonly handles = new Map<string, string>();
   /** the smallest size a file was cut to since the last epoch: no stored chunk lies past it */
   private readonly cut = new Map<string, number>();
   /** inodes made since the last epoch: their inode numbers may be recycled ones */
@@ -122,6 +132,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   private readonly read = new Map<string, { path: string; chunks: number[] }>();
   /** the inode a create or mknod record found at its path before it was applied */
   private existing: string | undefined;
+  /** what the record being applied does to a stored file (see before/after) */
+  private pending: Pending | undefined;
   /** bytes brought back from the store since the last epoch */
   faultedBytes = 0;
 
@@ -137,8 +149,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     /** resident chunks an earlier epoch kept (its state), least recently used first */
     kept: ResidentJson = [],
   ) {
-    for (const [ino, path, chunks] of kept) {
-      this.paths.set(ino, path);
+    for (const [ino, handle, chunks] of kept) {
+      this.handles.set(ino, handle);
       for (const i of chunks) {
         this.addResident(ino, i);
         budget.use(this, ino, i);
@@ -163,9 +175,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     return Math.min((i + 1) * this.chunkSize, this.contents().get(ino)!.size);
   }
 
-  written(ino: string, i: number, abs: string): void {
+  written(ino: string, i: number): void {
     this.addResident(ino, i);
-    this.paths.set(ino, abs.slice(this.root.length));
   }
 
   truncated(ino: string, size: number): void {
@@ -176,12 +187,19 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     this.fresh.add(ino);
   }
 
-  storedWhole(ino: string, content: CachedContent): void {
-    this.contents().set(ino, content);
-    this.fresh.delete(ino);
+  /** An inode that is gone from the shadow: what was kept of it goes (its blocks went with it). */
+  forget(ino: string): void {
     for (const i of this.resident.get(ino) ?? []) this.budget.drop(this, ino, i);
     this.resident.delete(ino);
+    this.handles.delete(ino);
     this.cut.delete(ino);
+    this.fresh.delete(ino);
+    this.read.delete(ino);
+  }
+
+  storedWhole(ino: string, content: CachedContent): void {
+    this.forget(ino);
+    this.contents().set(ino, content);
   }
 
   /**
@@ -190,6 +208,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
    * nothing is to be fetched, so that most records cost no await.
    */
   before(rec: Record): Promise<void> | undefined {
+    this.pending = undefined;
     if (rec.op === 'create' || rec.op === 'mknod') {
       this.existing = inoOf(this.root + rec.path); // a redone create may find its file there already
       return undefined;
@@ -206,6 +225,9 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     const ino = String(st.ino);
     const c = this.chunkSize;
     const fetch: [number, string][] = [];
+    // what the record does to the bookkeeping once it applied (a record that fails changes nothing)
+    const pending: Pending = { ino, whole: [] };
+    this.pending = pending;
     if (rec.op === 'write') {
       if (rec.data.length === 0) return undefined;
       const end = rec.offset + rec.data.length;
@@ -213,13 +235,13 @@ export class SparseShadow implements StoredChunks, SyncChunks {
         const id = this.storedId(ino, i);
         if (id === undefined) continue;
         if (rec.offset > i * c || end < this.storedEnd(ino, i)) fetch.push([i, id]);
-        else this.written(ino, i, abs); // replaced whole
+        else pending.whole.push(i); // replaced whole
       }
     } else {
       const i = Math.floor(rec.size / c);
       const id = rec.size < st.size && rec.size % c !== 0 ? this.storedId(ino, i) : undefined;
       if (id !== undefined) fetch.push([i, id]);
-      this.truncated(ino, rec.size);
+      pending.cut = rec.size;
     }
     if (fetch.length === 0) return undefined;
     return (async () => {
@@ -227,8 +249,14 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     })();
   }
 
-  /** After `rec` was applied: a new inode has nothing stored. */
+  /** After `rec` was applied: the chunks it replaced whole, its cut; a new inode has nothing stored. */
   after(rec: Record): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending) {
+      for (const i of pending.whole) this.written(pending.ino, i);
+      if (pending.cut !== undefined) this.truncated(pending.ino, pending.cut);
+    }
     if (rec.op !== 'create' && rec.op !== 'mknod') return;
     const ino = inoOf(this.root + rec.path);
     if (ino !== undefined && ino !== this.existing) this.created(ino);
@@ -249,7 +277,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       closeSync(fd);
     }
     this.faultedBytes += data.length;
-    this.written(ino, i, abs);
+    this.written(ino, i);
   }
 
   noteRead(abs: string, ino: string, i: number): void {
@@ -261,14 +289,28 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     } else this.read.set(ino, { path, chunks: [i] });
   }
 
+  /** A build starts: what an earlier one that failed read is not what this one will store. */
+  beginBuild(): void {
+    this.read.clear();
+  }
+
   /**
    * The epoch is durable: every chunk its build read is stored now, so it joins the chunks the
-   * budget may keep (the most recently read; the group's budget punches the rest). The bookkeeping
-   * of the interval starts afresh.
+   * budget may keep (the most recently read; the group's budget punches the rest), named by the
+   * file's handle (a later name may be another node). On a file system without handles they are
+   * punched at once, by the name the build just read. The bookkeeping of the interval starts afresh.
    */
-  settle(): void {
+  settle(): { bytes: number; failed?: string } {
+    const out: { bytes: number; failed?: string } = { bytes: 0 };
     for (const [ino, { path, chunks }] of this.read) {
-      this.paths.set(ino, path);
+      const handle = fileHandle(AT_FDCWD, this.root + path);
+      if (handle === undefined) {
+        const r = this.punchFile(this.root + path, ino, () => openSync(fsPath(this.root + path), C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK), chunks);
+        out.bytes += r.bytes;
+        out.failed ??= r.failed;
+        continue;
+      }
+      this.handles.set(ino, handle);
       for (const i of chunks) {
         this.addResident(ino, i);
         this.budget.use(this, ino, i);
@@ -278,52 +320,67 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     this.cut.clear();
     this.fresh.clear();
     this.faultedBytes = 0;
+    return out;
   }
 
-  /**
-   * Punches out stored chunks (by inode), keeping the file's times; they are stored from now on. A
-   * file that cannot be opened, or that is another inode by now, is left as it is (its bytes are
-   * its content or gone: only space), and so is a file system that cannot punch holes.
-   */
+  /** Punches out stored chunks that were resident (by inode, opened by handle); they are stored from now on. */
   punch(byIno: Map<string, number[]>): { bytes: number; failed?: string } {
     let bytes = 0;
     let failed: string | undefined;
-    const c = this.chunkSize;
-    for (const [ino, chunks] of byIno) {
-      const path = this.paths.get(ino);
-      const set = this.resident.get(ino);
-      for (const i of chunks) set?.delete(i);
-      if (set?.size === 0) {
-        this.resident.delete(ino);
-        this.paths.delete(ino);
+    const rootFd = openSync(fsPath(this.root), C.O_RDONLY | C.O_DIRECTORY);
+    try {
+      for (const [ino, chunks] of byIno) {
+        const handle = this.handles.get(ino);
+        const set = this.resident.get(ino);
+        for (const i of chunks) set?.delete(i);
+        if (set?.size === 0) this.forget(ino);
+        if (handle === undefined) continue;
+        const open = () => check(sys.openByHandle(rootFd, Buffer.from(handle, 'hex'), C.O_WRONLY | C.O_NONBLOCK), 'open_by_handle_at', this.root);
+        const r = this.punchFile(this.root, ino, open, chunks);
+        bytes += r.bytes;
+        failed ??= r.failed;
       }
-      if (path === undefined) continue;
-      const abs = this.root + path;
-      try {
-        const fd = openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW);
-        try {
-          if (String(fstatSync(fd).ino) !== ino) continue;
-          keepingTimes(fd, abs, () => {
-            for (const [from, to] of runs(chunks)) {
-              check(sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from * c, (to - from + 1) * c), 'fallocate', abs);
-              bytes += (to - from + 1) * c;
-            }
-          });
-        } finally {
-          closeSync(fd);
-        }
-      } catch (err) {
-        failed ??= (err as Error).message;
-      }
+    } finally {
+      closeSync(rootFd);
     }
     return { bytes, failed };
+  }
+
+  /**
+   * Punches chunks out of inode `ino`, opened by `open`, keeping its times. A file that is gone
+   * (a stale handle), not a regular file or another inode is left as it is: its bytes are its
+   * content or gone, which costs space only; so does a file system that cannot punch holes.
+   */
+  private punchFile(where: string, ino: string, open: () => number, chunks: number[]): { bytes: number; failed?: string } {
+    const c = this.chunkSize;
+    let bytes = 0;
+    try {
+      const fd = open();
+      try {
+        const st = fstatSync(fd);
+        if (!st.isFile() || String(st.ino) !== ino) return { bytes };
+        keepingTimes(fd, where, () => {
+          for (const [from, to] of runs(chunks)) {
+            check(sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from * c, (to - from + 1) * c), 'fallocate', where);
+            bytes += (to - from + 1) * c;
+          }
+        });
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ESTALE' || code === 'ENOENT') return { bytes }; // gone, and its blocks with it
+      return { bytes, failed: (err as Error).message };
+    }
+    return { bytes };
   }
 
   /** The resident chunks the budget keeps, for the shipper state. */
   keptJson(): ResidentJson {
     const byIno = new Map<string, number[]>();
     for (const { ino, i } of this.budget.of(this)) byIno.set(ino, [...(byIno.get(ino) ?? []), i]);
-    return [...byIno].filter(([ino]) => this.paths.has(ino)).map(([ino, chunks]) => [ino, this.paths.get(ino)!, chunks]);
+    return [...byIno].filter(([ino]) => this.handles.has(ino)).map(([ino, chunks]) => [ino, this.handles.get(ino)!, chunks]);
   }
 }
 

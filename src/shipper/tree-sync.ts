@@ -365,7 +365,7 @@ export class TreeSync {
         const chunks = Math.ceil(Number(l.size) / this.unit);
         for (let c = 0; c < chunks; c++) {
           if (stored) stored.push(await this.storeChunk(src, c));
-          else if (!only || only.chunks.has(c) || c >= only.from) wrote = this.copyChunk(src, fd, c, s ? ino : undefined, path) || wrote;
+          else if (!only || only.chunks.has(c) || c >= only.from) wrote = this.copyChunk(src, fd, c, s ? ino : undefined) || wrote;
         }
       } finally {
         closeSync(src);
@@ -395,7 +395,7 @@ export class TreeSync {
    * Copies chunk `c` into shadow inode `ino` if it differs from it (a stored chunk of a sparse
    * shadow: from its id), or into a new file (no `ino`) unless it is zeros; true when it wrote.
    */
-  private copyChunk(src: number, dst: number, c: number, ino: string | undefined, path: string): boolean {
+  private copyChunk(src: number, dst: number, c: number, ino: string | undefined): boolean {
     const pos = c * this.unit;
     const n = readSync(src, this.buf, 0, this.unit, pos);
     if (n === 0) return false;
@@ -413,7 +413,7 @@ export class TreeSync {
     }
     let off = 0;
     while (off < n) off += writeSync(dst, this.buf, off, n - off, pos + off);
-    if (ino !== undefined) this.chunks?.written(ino, c, this.shadow + path);
+    if (ino !== undefined) this.chunks?.written(ino, c);
     this.stats.bytes += n;
     return true;
   }

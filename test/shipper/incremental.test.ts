@@ -2,14 +2,14 @@
 // file inside a renamed directory, a truncate down and back up, recycled inode numbers, hard links.
 // After each step the epoch must restore to exactly the live tree the same records produced.
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { DirtySet } from '../../src/group/dirty-set.js';
 import { join } from 'node:path';
 import { Journal } from '../../src/journal/journal.js';
 import type { NewRecord } from '../../src/journal/record.js';
 import { TreeReplayer } from '../../src/journal/replay.js';
 import { Shipper } from '../../src/shipper/shipper.js';
-import { shadowBusyMarker, shadowDir } from '../../src/shipper/state.js';
+import { loadShipperState, shadowBusyMarker, shadowDir } from '../../src/shipper/state.js';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { BlobStore } from '../../src/store/blobs.js';
 import { findEpoch } from '../../src/store/epochs.js';
@@ -85,6 +85,20 @@ describe('incremental epochs', () => {
     await shipAndCompare();
     ops(w('/q/h2', 100, 50, 2), { op: 'chmod', t: t++, path: '/q/h2', mode: 0o100600 });
     await shipAndCompare();
+    // the caches hold the shadow's inodes, not every inode it ever had (unlinked, renamed over)
+    ops({ op: 'create', t: t++, path: '/gone', mode: 0o100644, uid: 0, gid: 0 }, w('/gone', 0, 10, 1), { op: 'rename', t: t++, path: '/gone', dest: '/e/hard' });
+    await shipAndCompare();
+    const fileInodes = (dir: string): Set<number> => {
+      const out = new Set<number>();
+      for (const n of readdirSync(dir)) {
+        const st = lstatSync(join(dir, n));
+        if (st.isDirectory()) for (const i of fileInodes(join(dir, n))) out.add(i);
+        else if (st.isFile()) out.add(st.ino);
+      }
+      return out;
+    };
+    const cached = loadShipperState(state)!.volumes.live.contents.map(([ino]) => Number(ino));
+    expect(new Set(cached)).toEqual(fileInodes(shadowDir(state, 'live')));
     await journal.close(true);
   });
 
@@ -209,6 +223,66 @@ describe('incremental epochs', () => {
     ops(w(0));
     expect(await shipAndCompare('a punched chunk')).toContain(`(${MiB} bytes of the shadows brought back`);
     expect(allocatedFileBytes(shadow)).toBe(2 * MiB);
+    await journal.close(true);
+  });
+
+  it('a base read while another volume ships keeps what its rounds changed; a kept chunk is punched by handle, not by a name reused since', async () => {
+    const dir = tempDir('incr-two');
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    const state = join(dir, 'state');
+    mkdirSync(a);
+    mkdirSync(b);
+    writeFileSync(join(a, 'f'), Buffer.alloc(2 * MiB, 1));
+    writeFileSync(join(b, 'g'), Buffer.alloc(3 * MiB, 2));
+    const store = join(dir, 'store');
+    await Repository.init(new LocalBackend(store), PASS);
+    const { journal } = await Journal.open(state);
+    const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: MiB });
+    const replayers = { a: new TreeReplayer(a), b: new TreeReplayer(b) };
+    const ops = (vol: 'a' | 'b', ...recs: NewRecord[]) => {
+      for (const r of recs) replayers[vol].apply({ ...r, seq: journal.append({ ...r, vol } as NewRecord) } as never);
+      replayers[vol].close();
+    };
+    const repo = await Repository.open(new LocalBackend(store), PASS);
+    const expectEpoch = async (label: string, id: string) => {
+      const epoch = await findEpoch(repo, id);
+      for (const [name, live] of [['a', a], ['b', b]] as const) {
+        const v = epoch.volumes.find((x) => x.name === name);
+        if (!v) continue;
+        const out = join(dir, `out-${label}-${name}`);
+        await restoreTree(await BlobStore.load(repo), v.tree, v.root, out, { chunkSize: repo.config.chunkSize });
+        expect([label, name, diffTrees(snapshot(live, { skipRootTimes: false }), snapshot(out))]).toEqual([label, name, []]);
+      }
+    };
+    journal.append({ op: 'mount', t: t++, vol: 'a', backing: a, mountpoint: '/ma', generation: 1 });
+    await shipper.resync(journal.append({ op: 'barrier', t: t++ }), [], false, true);
+    await shipper.ship(journal.lastSeq);
+    // b joins; its first round stores g; then a write to g (its records are only noted while its
+    // base is read) is copied by the second round; then a, not b, is in an epoch
+    journal.append({ op: 'mount', t: t++, vol: 'b', backing: b, mountpoint: '/mb', generation: 1 });
+    await shipper.resync(journal.lastSeq, [], false);
+    ops('b', { op: 'write', t: t++, path: '/g', offset: MiB + 5, data: Buffer.alloc(100, 9) });
+    await shipper.resync(journal.lastSeq, [], false);
+    ops('a', { op: 'write', t: t++, path: '/f', offset: 10, data: Buffer.alloc(10, 3) });
+    const onlyA = await shipper.ship(journal.append({ op: 'barrier', t: t++ }));
+    expect(onlyA.volumes).toEqual(['a']);
+    await expectEpoch('a alone', onlyA.id);
+    const ended = await shipper.resync(journal.append({ op: 'barrier', t: t++ }), [], false, true);
+    expect(ended.ended).toEqual(['b']);
+    const both = await shipper.ship(journal.lastSeq);
+    await expectEpoch('b read', both.id);
+    // a's chunk 0 is kept (the budget holds one chunk); its name then goes to a fifo, and the chunk
+    // is evicted by the next epoch's read: punched through the file's handle, at its new name
+    ops('a', { op: 'write', t: t++, path: '/f', offset: 20, data: Buffer.alloc(10, 4) });
+    await expectEpoch('kept', (await shipper.ship(journal.append({ op: 'barrier', t: t++ }))).id);
+    ops('a', { op: 'rename', t: t++, path: '/f', dest: '/moved' }, { op: 'mknod', t: t++, path: '/f', mode: 0o10644, rdev: 0, uid: 0, gid: 0 });
+    ops('b', { op: 'write', t: t++, path: '/g', offset: 2 * MiB + 7, data: Buffer.alloc(10, 5) });
+    await expectEpoch('evicted', (await shipper.ship(journal.append({ op: 'barrier', t: t++ }))).id);
+    expect(allocatedFileBytes(shadowDir(state, 'a'))).toBe(0);
+    expect(allocatedFileBytes(shadowDir(state, 'b'))).toBe(MiB);
+    ops('a', { op: 'write', t: t++, path: '/moved', offset: 30, data: Buffer.alloc(10, 6) });
+    await expectEpoch('after', (await shipper.ship(journal.append({ op: 'barrier', t: t++ }))).id);
     await journal.close(true);
   });
 });
