@@ -189,7 +189,12 @@ export class Shipper {
       return;
     }
     if (saved.store !== this.repo.config.id) throw new Error(`state dir ships to store ${saved.store}, not ${this.repo.config.id}`);
-    await this.loadShadows(saved, existsSync(shadowBusyMarker(this.opts.stateDir)));
+    if ((saved.version ?? 1) > SHIPPER_STATE_VERSION) {
+      throw new Error(`the shipper state in ${this.opts.stateDir} is version ${saved.version}, newer than this epochfs knows (${SHIPPER_STATE_VERSION})`);
+    }
+    const interrupted = existsSync(shadowBusyMarker(this.opts.stateDir));
+    await this.loadShadows(saved, interrupted);
+    if ((saved.version ?? 1) < SHIPPER_STATE_VERSION) this.upgradeShadows(interrupted);
   }
 
   /** Takes the shadows as the saved state says, or rebuilds them from its epoch when untrusted. */
@@ -226,6 +231,21 @@ export class Shipper {
     this.untrusted = false;
   }
 
+  /** A version 1 state's shadows were full copies: punch them (a rebuilt one is sparse already). */
+  private upgradeShadows(rebuilt: boolean): void {
+    if (!rebuilt) {
+      let bytes = 0;
+      for (const [name, v] of this.volumes) {
+        const r = v.sparse.punchStoredAtRest();
+        bytes += r.bytes;
+        if (r.failed) this.log(`volume ${name}: its shadow copy keeps data it could not punch out (${r.failed}); it costs space, not correctness`);
+      }
+      this.log(`shadow copies made sparse (shipper state version 1 to ${SHIPPER_STATE_VERSION}): ${bytes} bytes punched out`);
+    }
+    this.state = { ...this.state, version: SHIPPER_STATE_VERSION };
+    saveShipperState(this.opts.stateDir, this.state);
+  }
+
   /**
    * Advances the shadows to `barrier` and stores the group as one epoch: the attached volumes, and
    * the ones that left; `expected` are the volumes the group was waiting for at the barrier. The
@@ -247,8 +267,9 @@ export class Shipper {
    * copies into each volume's shadow what its plan names, and into each base being read what changed
    * since its last round. `final` (mutations held, `seq` a barrier) ends the reading of the bases it
    * names (true: all): their shadows are the live volumes at `seq`, and their records after it are
-   * applied as any volume's. A named base that needs a whole compare (its worker restarted since),
-   * and any base not named, is not copied in a final round: that waits for the next pre-copy round.
+   * applied as any volume's. A base that needs a whole compare (it joined since the last pre-copy
+   * round, or its worker restarted), and any base not named, is not copied in a final round: that
+   * waits for the next pre-copy round.
    */
   async resync(seq: number, plans: VolumePlan[], tolerant: boolean, final: boolean | string[] = false): Promise<ResyncStats> {
     const total: ResyncStats = { paths: 0, bytes: 0, bases: null, ended: [] };
@@ -264,7 +285,8 @@ export class Shipper {
       for (const plan of plans) add(await this.syncVolume(plan, toStore));
       for (const [name, v] of this.volumes) {
         if (!v.base) continue;
-        const ending = final === true || (Array.isArray(final) && final.includes(name) && !v.base.full);
+        // never a whole compare while mutations are held: such a base is read on in pre-copy rounds
+        const ending = final !== false && !v.base.full && (final === true || final.includes(name));
         if (final !== false && !ending) continue;
         const round = (total.bases ??= { vols: [], paths: 0, chunks: 0, full: false });
         const plan = v.base.take();

@@ -7,7 +7,8 @@
 // rest are punched out.
 import { closeSync, fstatSync, lstatSync, openSync, constants as C } from 'node:fs';
 import { check, fileHandle, sys } from '../native/sys.js';
-import { fsPath } from '../native/names.js';
+import { join } from 'node:path';
+import { fsPath, readdirNames } from '../native/names.js';
 import type { Record } from '../journal/record.js';
 import type { CachedContent, StoredChunks } from '../store/snapshot.js';
 import { writeAll } from '../store/restore.js';
@@ -374,6 +375,32 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       return { bytes, failed: (err as Error).message };
     }
     return { bytes };
+  }
+
+  /**
+   * A shadow from before sparse shadows (shipper state version 1) is a full copy at rest, equal to
+   * the last epoch: every chunk its content lists name is stored, so its bytes are punched out
+   * (once; the state is saved as version 2 after).
+   */
+  punchStoredAtRest(): { bytes: number; failed?: string } {
+    const out: { bytes: number; failed?: string } = { bytes: 0 };
+    const walk = (dir: string): void => {
+      for (const name of readdirNames(dir)) {
+        const abs = join(dir, name);
+        const st = lstatSync(fsPath(abs));
+        if (st.isDirectory()) walk(abs);
+        if (!st.isFile()) continue;
+        const ino = String(st.ino);
+        const cached = this.contents().get(ino);
+        if (!cached || cached.size !== st.size) continue;
+        const chunks = cached.content.flatMap((id, i) => (id === null ? [] : [i]));
+        const r = this.punchFile(abs, ino, () => openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK), chunks);
+        out.bytes += r.bytes;
+        out.failed ??= r.failed;
+      }
+    };
+    walk(this.root);
+    return out;
   }
 
   /** The resident chunks the budget keeps, for the shipper state. */

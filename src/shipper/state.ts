@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { BuildCaches, CachedContent, TreeSummary } from '../store/snapshot.js';
 import type { ResidentJson } from './sparse.js';
 
-export const SHIPPER_STATE_VERSION = 1;
+/** 2: the shadows are sparse (src/shipper/sparse.ts); a version 1 state dir's full shadows are punched at start. */
+export const SHIPPER_STATE_VERSION = 2;
 
 export interface VolumeCaches {
   trees: [string, TreeSummary][];

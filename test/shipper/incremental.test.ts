@@ -2,7 +2,8 @@
 // file inside a renamed directory, a truncate down and back up, recycled inode numbers, hard links.
 // After each step the epoch must restore to exactly the live tree the same records produced.
 import { describe, expect, it } from 'vitest';
-import { lstatSync, mkdirSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { DirtySet } from '../../src/group/dirty-set.js';
 import { join } from 'node:path';
 import { Journal } from '../../src/journal/journal.js';
@@ -37,8 +38,10 @@ describe('incremental epochs', () => {
     const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
     // what the group daemon does when a volume joins: a mount marker, its base read (src/group/base-reader.ts)
     journal.append({ op: 'mount', t: t++, vol: 'live', backing: live, mountpoint: '/m', generation: 1 });
+    // its first round compares the whole tree; the final one (at a barrier) ends the reading
+    expect((await shipper.resync(journal.lastSeq, [], false)).bases).toMatchObject({ vols: ['live'], full: true });
     const baseAt = journal.append({ op: 'barrier', t: t++ });
-    expect((await shipper.resync(baseAt, [], false, true)).bases).toMatchObject({ vols: ['live'], full: true });
+    expect((await shipper.resync(baseAt, [], false, true)).ended).toEqual(['live']);
     await shipper.ship(baseAt);
     const liveReplayer = new TreeReplayer(live);
     const ops = (...recs: NewRecord[]) => {
@@ -174,6 +177,18 @@ describe('incremental epochs', () => {
     expect(allocatedFileBytes(shadow)).toBe(0);
     ops(w('/big', 5, 10, 1), { op: 'truncate', t: t++, path: '/big', size: MiB + 1 });
     await shipAndCompare('rebuilt');
+    // a state dir of an earlier version: its shadows are full copies (the last epoch, as the live
+    // tree now), punched out at start
+    for (const name of ['big', 'made', 'tiny']) {
+      writeFileSync(join(shadow, name), readFileSync(join(live, name)), { flag: 'r+' });
+      execFileSync('touch', ['-m', '-r', join(live, name), join(shadow, name)]); // the shadow's mtime, to the ns
+    }
+    expect(allocatedFileBytes(shadow)).toBeGreaterThan(MiB);
+    writeFileSync(join(state, 'shipper', 'state.json'), JSON.stringify({ ...loadShipperState(state)!, version: 1 }));
+    shipper = await open();
+    expect([allocatedFileBytes(shadow), loadShipperState(state)!.version]).toEqual([0, 2]);
+    ops(w('/big', MiB - 3, 6, 8));
+    await shipAndCompare('upgraded');
     await journal.close(true);
   });
 
@@ -256,6 +271,7 @@ describe('incremental epochs', () => {
       }
     };
     journal.append({ op: 'mount', t: t++, vol: 'a', backing: a, mountpoint: '/ma', generation: 1 });
+    await shipper.resync(journal.lastSeq, [], false);
     await shipper.resync(journal.append({ op: 'barrier', t: t++ }), [], false, true);
     await shipper.ship(journal.lastSeq);
     // b joins; its first round stores g; then a write to g (its records are only noted while its
