@@ -225,6 +225,12 @@ export class Shipper {
         this.volumes.set(name, this.shadowVolume(root, { trees: new Map(), contents }, true));
       } else this.volumes.set(name, this.shadowVolume(root, cachesOf(caches), false, caches.resident));
     }
+    if (epoch && interrupted) {
+      // The rebuilt shadows have new inode numbers: their content lists are saved before the marker
+      // goes, or a later start would take the old ones for them.
+      this.state = { ...saved, volumes: Object.fromEntries([...this.volumes].map(([name, v]) => [name, cachesToJson(v.caches, [])])) };
+      saveShipperState(this.opts.stateDir, this.state);
+    }
     // Bases being read at the last epoch: read again, whole (their changes since were only in memory).
     for (const [name, backing] of Object.entries(saved.bases ?? {})) if (!this.volumes.has(name)) this.readBaseOf(name, backing);
     rmSync(shadowBusyMarker(this.opts.stateDir), { force: true });

@@ -385,7 +385,14 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   punchStoredAtRest(): { bytes: number; failed?: string } {
     const out: { bytes: number; failed?: string } = { bytes: 0 };
     const walk = (dir: string): void => {
-      for (const name of readdirNames(dir)) {
+      let names: string[];
+      try {
+        names = readdirNames(dir);
+      } catch (err) {
+        out.failed ??= (err as Error).message; // (a shadow that is not there has nothing to punch)
+        return;
+      }
+      for (const name of names) {
         const abs = join(dir, name);
         const st = lstatSync(fsPath(abs));
         if (st.isDirectory()) walk(abs);
@@ -393,7 +400,8 @@ export class SparseShadow implements StoredChunks, SyncChunks {
         const ino = String(st.ino);
         const cached = this.contents().get(ino);
         if (!cached || cached.size !== st.size) continue;
-        const chunks = cached.content.flatMap((id, i) => (id === null ? [] : [i]));
+        // stored chunks only: one a state of version 1 names as kept (resident) holds its content
+        const chunks = cached.content.flatMap((id, i) => (id === null || this.resident.get(ino)?.has(i) ? [] : [i]));
         const r = this.punchFile(abs, ino, () => openSync(fsPath(abs), C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK), chunks);
         out.bytes += r.bytes;
         out.failed ??= r.failed;

@@ -175,6 +175,7 @@ describe('incremental epochs', () => {
     writeFileSync(shadowBusyMarker(state), '');
     shipper = await open();
     expect(allocatedFileBytes(shadow)).toBe(0);
+    shipper = await open(); // a clean start right after the rebuild: the rebuilt inodes' caches were saved
     ops(w('/big', 5, 10, 1), { op: 'truncate', t: t++, path: '/big', size: MiB + 1 });
     await shipAndCompare('rebuilt');
     // a state dir of an earlier version: its shadows are full copies (the last epoch, as the live
@@ -238,6 +239,13 @@ describe('incremental epochs', () => {
     ops(w(0));
     expect(await shipAndCompare('a punched chunk')).toContain(`(${MiB} bytes of the shadows brought back`);
     expect(allocatedFileBytes(shadow)).toBe(2 * MiB);
+    // a state of version 1 written by a build that already kept chunks: the upgrade punches the
+    // stored ones only, and a kept one still holds its content
+    writeFileSync(join(state, 'shipper', 'state.json'), JSON.stringify({ ...loadShipperState(state)!, version: 1 }));
+    shipper = await open();
+    expect([allocatedFileBytes(shadow), loadShipperState(state)!.version]).toEqual([2 * MiB, 2]);
+    ops(w(0));
+    expect(await shipAndCompare('kept after the upgrade')).not.toContain('brought back');
     await journal.close(true);
   });
 
