@@ -319,7 +319,6 @@ export class Shipper {
 
   private baseRead(name: string, v: ShadowVolume): void {
     v.base = null;
-    v.dirty.full = true; // its first epoch reads every directory and every chunk not stored in a round
     this.carried.delete(name); // its new base replaces the state it left with
     this.log(`base of volume ${name} read; it is in epochs from here on`);
   }

@@ -6,7 +6,7 @@
 // within a group's budget (the ones written most recently, so a busy file costs no fetches); the
 // rest are punched out.
 import { closeSync, fstatSync, lstatSync, openSync, constants as C } from 'node:fs';
-import { check, fileHandle, sys } from '../native/sys.js';
+import { check, fileHandle, nsToTimeSpec, sys } from '../native/sys.js';
 import { join } from 'node:path';
 import { fsPath, readdirNames } from '../native/names.js';
 import type { Record } from '../journal/record.js';
@@ -115,8 +115,9 @@ export class ResidentBudget {
 function keepingTimes(fd: number, path: string, change: () => void): void {
   const st = fstatSync(fd, { bigint: true });
   change();
-  const NS = 1_000_000_000n;
-  check(sys.futimens(fd, Number(st.atimeNs / NS), Number(st.atimeNs % NS), Number(st.mtimeNs / NS), Number(st.mtimeNs % NS)), 'futimens', path);
+  const a = nsToTimeSpec(st.atimeNs);
+  const m = nsToTimeSpec(st.mtimeNs);
+  check(sys.futimens(fd, a.sec, a.nsec, m.sec, m.nsec), 'futimens', path);
 }
 
 export class SparseShadow implements StoredChunks, SyncChunks {
@@ -153,16 +154,10 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     for (const [ino, handle, chunks] of kept) {
       this.handles.set(ino, handle);
       for (const i of chunks) {
-        this.addResident(ino, i);
+        this.written(ino, i);
         budget.use(this, ino, i);
       }
     }
-  }
-
-  private addResident(ino: string, i: number): void {
-    let set = this.resident.get(ino);
-    if (!set) this.resident.set(ino, (set = new Set()));
-    set.add(i);
   }
 
   storedId(ino: string, i: number): string | undefined {
@@ -177,7 +172,9 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   }
 
   written(ino: string, i: number): void {
-    this.addResident(ino, i);
+    let set = this.resident.get(ino);
+    if (!set) this.resident.set(ino, (set = new Set()));
+    set.add(i);
   }
 
   truncated(ino: string, size: number): void {
@@ -313,7 +310,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       }
       this.handles.set(ino, handle);
       for (const i of chunks) {
-        this.addResident(ino, i);
+        this.written(ino, i);
         this.budget.use(this, ino, i);
       }
     }

@@ -51,12 +51,12 @@ interface Only {
 }
 
 /** A set's mark (in RESYNC_CHUNK units) in chunks of `unit` bytes. */
-function onlyOf(mark: DirtyMark & { chunks: number[] }, unit: number): Only {
+function onlyOf(marked: number[], from: number | undefined, unit: number): Only {
   const chunks = new Set<number>();
-  for (const m of mark.chunks) {
+  for (const m of marked) {
     for (let i = Math.floor((m * RESYNC_CHUNK) / unit); i <= Math.floor(((m + 1) * RESYNC_CHUNK - 1) / unit); i++) chunks.add(i);
   }
-  return { chunks, from: mark.from === undefined ? Infinity : Math.floor((mark.from * RESYNC_CHUNK) / unit) };
+  return { chunks, from: from === undefined ? Infinity : Math.floor((from * RESYNC_CHUNK) / unit) };
 }
 
 /** What a path needs: `subtree` to bring everything below it (all of its data) up to date too. */
@@ -207,7 +207,7 @@ export class TreeSync {
   /** A singly linked file: its dirty chunks (or all of them) compared and written; true when anything changed. */
   private syncFile(path: string, l: BigIntStats, s: BigIntStats | null, how: How): Promise<boolean> {
     const mark = how.mark;
-    const only = !s || how.subtree || !mark?.chunks ? undefined : onlyOf({ ...mark, chunks: mark.chunks }, this.unit);
+    const only = !s || how.subtree || !mark?.chunks ? undefined : onlyOf(mark.chunks, mark.from, this.unit);
     return this.copyInto(path, l, s, only);
   }
 

@@ -43,14 +43,7 @@ describe('incremental epochs', () => {
     const baseAt = journal.append({ op: 'barrier', t: t++ });
     expect((await shipper.resync(baseAt, [], false, true)).ended).toEqual(['live']);
     await shipper.ship(baseAt);
-    const liveReplayer = new TreeReplayer(live);
-    const ops = (...recs: NewRecord[]) => {
-      for (const r of recs) {
-        const seq = journal.append({ ...r, vol: 'live' } as NewRecord);
-        liveReplayer.apply({ ...r, seq } as never);
-      }
-      liveReplayer.close();
-    };
+    const ops = journaledOn(journal, live, 'live');
     const w = (path: string, offset: number, n: number, byte: number): NewRecord => ({ op: 'write', t: t++, path, offset, data: Buffer.alloc(n, byte) });
     const repo = await Repository.open(new LocalBackend(store), PASS);
     let step = 0;
@@ -127,11 +120,7 @@ describe('incremental epochs', () => {
     await shipper.resync(baseAt, [], false, true);
     await shipper.ship(baseAt);
     expect(allocatedFileBytes(shadow)).toBe(0);
-    const liveReplayer = new TreeReplayer(live);
-    const ops = (...recs: NewRecord[]) => {
-      for (const r of recs) liveReplayer.apply({ ...r, seq: journal.append({ ...r, vol: 'live' } as NewRecord) } as never);
-      liveReplayer.close();
-    };
+    const ops = journaledOn(journal, live, 'live');
     const w = (path: string, offset: number, n: number, byte: number): NewRecord => ({ op: 'write', t: t++, path, offset, data: Buffer.alloc(n, byte) });
     const repo = await Repository.open(new LocalBackend(store), PASS);
     const shipAndCompare = async (label: string, barrier = journal.append({ op: 'barrier', t: t++ })) => {
@@ -207,11 +196,7 @@ describe('incremental epochs', () => {
       stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: 2 * MiB, log: (m) => logs.push(m),
     });
     let shipper = await open();
-    const liveReplayer = new TreeReplayer(live);
-    const ops = (...recs: NewRecord[]) => {
-      for (const r of recs) liveReplayer.apply({ ...r, seq: journal.append({ ...r, vol: 'live' } as NewRecord) } as never);
-      liveReplayer.close();
-    };
+    const ops = journaledOn(journal, live, 'live');
     const w = (chunk: number): NewRecord => ({ op: 'write', t: t++, path: '/a', offset: chunk * MiB + 100, data: Buffer.alloc(10, chunk + 2) });
     const repo = await Repository.open(new LocalBackend(store), PASS);
     const shadow = shadowDir(state, 'live');
@@ -262,11 +247,8 @@ describe('incremental epochs', () => {
     await Repository.init(new LocalBackend(store), PASS);
     const { journal } = await Journal.open(state);
     const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: MiB });
-    const replayers = { a: new TreeReplayer(a), b: new TreeReplayer(b) };
-    const ops = (vol: 'a' | 'b', ...recs: NewRecord[]) => {
-      for (const r of recs) replayers[vol].apply({ ...r, seq: journal.append({ ...r, vol } as NewRecord) } as never);
-      replayers[vol].close();
-    };
+    const on = { a: journaledOn(journal, a, 'a'), b: journaledOn(journal, b, 'b') };
+    const ops = (vol: 'a' | 'b', ...recs: NewRecord[]) => on[vol](...recs);
     const repo = await Repository.open(new LocalBackend(store), PASS);
     const expectEpoch = async (label: string, id: string) => {
       const epoch = await findEpoch(repo, id);
@@ -310,3 +292,12 @@ describe('incremental epochs', () => {
     await journal.close(true);
   });
 });
+
+/** What an operation on a volume does: its record journaled, then applied to the live tree. */
+function journaledOn(journal: Journal, live: string, vol: string): (...recs: NewRecord[]) => void {
+  const replayer = new TreeReplayer(live);
+  return (...recs) => {
+    for (const r of recs) replayer.apply({ ...r, seq: journal.append({ ...r, vol } as NewRecord) } as never);
+    replayer.close();
+  };
+}
