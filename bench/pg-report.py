@@ -14,7 +14,7 @@ import collections
 import statistics
 import sys
 
-TARGETS = ["plain", "bindfs", "epochfs", "epochfs-nj"]
+TARGETS = ["plain", "bindfs", "epochfs", "epochfs-nj"]  # and epochfs-c<size>, after epochfs
 TITLES = {"plain": "plain dirs", "bindfs": "bindfs", "epochfs": "epochfs (store, epochs every 1 s)",
           "epochfs-nj": "epochfs (no store)"}
 RATIOS = [("epochfs", "plain"), ("epochfs", "bindfs"), ("bindfs", "plain"),
@@ -33,6 +33,18 @@ for path in sys.argv[1:]:
         last = max(last, r)
     offset += last
 
+# a store of another chunk size (pgbench.sh's epochfs-c<size>) goes after epochfs
+def chunk_bytes(t):
+    size = t[len("epochfs-c"):].lower().rstrip("ib")
+    unit = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(size[-1:], 1)
+    return float(size.rstrip("kmg") or 0) * unit
+
+
+sized = sorted({t for t, _ in data if t.startswith("epochfs-c")}, key=chunk_bytes)
+for t in sized:
+    TITLES[t] = f"epochfs (store of {t[len('epochfs-c'):]} chunks)"
+    RATIOS += [(t, "bindfs"), ("epochfs", t)]
+TARGETS[3:3] = sized
 targets = [t for t in TARGETS if (t, "tps") in data or (t, "failed") in data]
 
 
@@ -140,6 +152,8 @@ STATUS_ROWS = [
     ("pause_p99_us", "barrier pause p99, µs", 1),
     ("barriers", "barriers since the mount (incl. load)", 0),
     ("epochs_total", "epochs in the store (incl. load and unmount)", 0),
+    ("store_growth_mib", "store growth in the timed run, MiB", 0),
+    ("store_mib", "store size at the end (incl. load and unmount), MiB", 0),
     ("daemon_log_errors", "daemon.log lines matching error/fail/unclean", 0),
 ]
 

@@ -6,6 +6,8 @@
 #   epochfs     two epochfs volumes of ONE consistency group (--group pg, names wal and data), one
 #               state dir, shipping to an encrypted store with --epoch-interval 1s
 #   epochfs-nj  (optional) the same group without a store: FUSE + journal, no shipping
+#   epochfs-c<size>  (optional) epochfs with a store cut into chunks of <size> (epochfs init
+#               --chunk-size <size>; epochfs-c1m: the default before 64 KiB): what it costs a database
 #
 #   bash bench/pgbench.sh                 run as root; about 45 s per target and round
 #   QUICK=1 bash bench/pgbench.sh         smoke run: scale 1, -T 5, 1 round (about 45 s)
@@ -83,7 +85,7 @@ id postgres >/dev/null 2>&1 || die "no postgres user"
 [[ -f $CLI ]] || die "$CLI missing; run: npm run build"
 read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case $t in plain|bindfs|epochfs|epochfs-nj) ;; *) die "unknown target $t" ;; esac
+  case $t in plain|bindfs|epochfs|epochfs-nj|epochfs-c[0-9]*) ;; *) die "unknown target $t" ;; esac
 done
 
 WORK=$(mktemp -d "$BENCH_TMP/epochfs-pgbench.XXXXXX")
@@ -273,13 +275,15 @@ run_target() { # round target
       daemons=("${MOUNT_PID[$A]}" "${MOUNT_PID[$B]}")
       fuse_mounts=("$A" "$B")
       ;;
-    epochfs | epochfs-nj)
+    epochfs | epochfs-nj | epochfs-c*)
       mkdir "$T/wal-backing" "$T/data-backing" "$T/mnt-wal" "$T/mnt-data"
       A=$T/mnt-wal; B=$T/mnt-data; state=$T/state
       local opts=()
-      if [[ $t == epochfs ]]; then
+      if [[ $t != epochfs-nj ]]; then
         store=$T/store
-        epochfs init --store "$store" >/dev/null
+        local chunk=()
+        [[ $t == epochfs-c* ]] && chunk=(--chunk-size "${t#epochfs-c}")
+        epochfs init --store "$store" "${chunk[@]}" >/dev/null
         opts=(--group pg --store "$store" --epoch-interval "$EPOCH_INTERVAL")
       else
         opts=(--group pgnj)
@@ -324,7 +328,8 @@ run_target() { # round target
   fi
   local cpu0 m0 cpu1 m1
   cpu0=$(cpu_ticks "${daemons[@]+"${daemons[@]}"}"); m0=$(machine_ticks)
-  local run0 run1
+  local run0 run1 store0=0
+  [[ -n ${store:-} ]] && store0=$(du -sm "$store" | cut -f1)
   run0=$(now_ms)
   if ! pg pgbench -h "$SOCK" -p "$PORT" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" postgres >"$T/pgbench.log" 2>&1; then
     failed_run "$r" "$t" "$T" "$state" "pgbench -T" "${fuse_mounts[@]+"${fuse_mounts[@]}"}"
@@ -333,6 +338,7 @@ run_target() { # round target
   record "$r" "$t" failed 0
   run1=$(now_ms)
   cpu1=$(cpu_ticks "${daemons[@]+"${daemons[@]}"}"); m1=$(machine_ticks)
+  [[ -n ${store:-} ]] && record "$r" "$t" store_growth_mib "$(($(du -sm "$store" | cut -f1) - store0))"
   if [[ $t == epochfs* ]]; then
     epochfs status --json >"$T/status-final.json"
     stop_bg "$SAMPLER_PID"; SAMPLER_PID=""
@@ -416,7 +422,8 @@ EOF
     cp "$state/daemon.log" "$LOGS/daemon-r$r-$t.log"
     record "$r" "$t" daemon_log_errors "$(grep -ciE 'error|fail|unclean|uncaught' "$state/daemon.log" || true)"
   fi
-  if [[ $t == epochfs ]]; then
+  if [[ -n ${store:-} ]]; then
+    record "$r" "$t" store_mib "$(du -sm "$store" | cut -f1)"
     epochfs epochs --store "$store" --json >"$T/epochs.jsonl"
     python3 - "$T/epochs.jsonl" "$run0" "$run1" <<'EOF' | while IFS=$'\t' read -r k v; do record "$r" "$t" "$k" "$v"; done
 import json, sys

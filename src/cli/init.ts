@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LocalBackend } from '../store/backends/local.js';
 import { readPassphrase } from '../store/passphrase.js';
-import { Repository } from '../store/repository.js';
+import { CHUNK_SIZES, Repository } from '../store/repository.js';
+import { parseSize } from './options.js';
 import { EpochfsError } from '../util/errors.js';
 import { makeDirs } from '../util/dirs.js';
 
@@ -14,10 +15,17 @@ export function registerInit(program: Command, run: (fn: () => Promise<void>) =>
     .description('create a new encrypted store (passphrase from EPOCHFS_PASSPHRASE or --passphrase-file)')
     .requiredOption('--store <dir>', 'where the store goes (a new or empty directory)')
     .option('--passphrase-file <file>', 'read the passphrase from the first line of this file')
-    .action((opts: { store: string; passphraseFile?: string }) => run(() => initCommand(opts)));
+    .option('--chunk-size <size>', 'the size files are cut into (4K to 64M; default 1M); a change rewritten in an epoch costs at least one chunk', parseSize('--chunk-size', CHUNK_SIZES.min, CHUNK_SIZES.max))
+    .action((opts: InitOptions) => run(() => initCommand(opts)));
 }
 
-async function initCommand(opts: { store: string; passphraseFile?: string }): Promise<void> {
+interface InitOptions {
+  store: string;
+  passphraseFile?: string;
+  chunkSize?: number;
+}
+
+async function initCommand(opts: InitOptions): Promise<void> {
   const dir = resolve(opts.store);
   const passphrase = readPassphrase(opts);
   if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(resolve(dir, 'config'))) {
@@ -25,6 +33,6 @@ async function initCommand(opts: { store: string; passphraseFile?: string }): Pr
   }
   makeDirs(dir, 0o700);
   accessSync(dir, constants.W_OK); // a read-only filesystem says so here, not as a missing subdirectory
-  const repo = await Repository.init(new LocalBackend(dir), passphrase);
+  const repo = await Repository.init(new LocalBackend(dir), passphrase, { chunkSize: opts.chunkSize });
   process.stdout.write(`created store ${repo.config.id} at ${dir}\n`);
 }

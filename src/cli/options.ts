@@ -40,17 +40,23 @@ export function parseDuration(name: string) {
   };
 }
 
-/** A size: 4096, 64k, 512M, 2G, 1T (binary units; a bare number is bytes), at least 1 MiB. */
-export function parseSize(name: string) {
+/** A size: 4096, 64k, 512M, 2G, 1T (binary units; a bare number is bytes), at least `min` (1 MiB). */
+export function parseSize(name: string, min = 1 << 20, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const m = /^(\d+(?:\.\d+)?)([kmgt]i?b?)?$/i.exec(value.trim());
     if (!m) throw new UsageError(`${name} must be a size like 512M, 2G or 1T, got '${value}'`);
     const unit = 1024 ** ' kmgt'.indexOf((m[2] ?? ' ')[0].toLowerCase());
     const bytes = Math.floor(Number(m[1]) * unit);
-    if (bytes < 1 << 20) throw new UsageError(`${name} must be at least 1M, got '${value}'`);
-    if (!Number.isSafeInteger(bytes)) throw new UsageError(`${name} is too large, got '${value}'`);
+    if (bytes < min) throw new UsageError(`${name} must be at least ${sizeName(min)}, got '${value}'`);
+    if (!Number.isSafeInteger(bytes) || bytes > max) throw new UsageError(`${name} must be at most ${sizeName(max)}, got '${value}'`);
     return bytes;
   };
+}
+
+/** 1M, 64K or 4096: how a limit is named in a usage error */
+function sizeName(bytes: number): string {
+  for (const [unit, n] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (bytes % n === 0) return `${bytes / n}${unit}`;
+  return String(bytes);
 }
 
 export function parseGroupName(name: string) {

@@ -46,8 +46,10 @@ export const MAX_JSON_OBJECT = 64 << 20;
 export const MAX_TREE_BLOB = 256 << 20;
 /** a pack header (the writer closes packs at MAX_BLOBS_PER_PACK blobs, well below it) */
 export const MAX_PACK_HEADER = 64 << 20;
+/** the chunk size of a new store (docs/ARCHITECTURE.md, "Chunk size") */
+export const DEFAULT_CHUNK_SIZE = 64 << 10;
 /** what a config may ask for: chunks and packs are read whole */
-const CHUNK_SIZES = { min: 4096, max: 64 << 20 };
+export const CHUNK_SIZES = { min: 4096, max: 64 << 20 };
 const PACK_SIZES = { min: 4096, max: 1 << 30 };
 
 /** The object's bytes, refused unread (stat) or read (get) when larger than `max` (EOBJECTCORRUPT). */
@@ -166,11 +168,11 @@ export class Repository {
   }
 
   /** Creates a new store in an empty backend. */
-  static async init(backend: Backend, passphrase: Buffer, opts: { kdf?: typeof KDF_INTERACTIVE } = {}): Promise<Repository> {
+  static async init(backend: Backend, passphrase: Buffer, opts: { kdf?: typeof KDF_INTERACTIVE; chunkSize?: number } = {}): Promise<Repository> {
     if (await backend.stat('config', 'config')) throw new EpochfsError('ESTOREEXISTS', `a store already exists at ${backend.location}`);
     const config: StoreConfig = {
       format: STORE_FORMAT, version: STORE_VERSION, id: randomBytes(32).toString('hex'),
-      created: new Date().toISOString(), chunkSize: 1 << 20, packSize: 16 << 20,
+      created: new Date().toISOString(), chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE, packSize: 16 << 20,
     };
     const master = randomBytes(KEY_BYTES);
     const configBytes = Buffer.from(JSON.stringify(config, null, 2));

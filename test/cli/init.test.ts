@@ -1,6 +1,6 @@
 // epochfs init: passphrase sources, refusal to clobber, exit codes.
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochfs } from '../helpers/cli.js';
 import { tempDir } from '../helpers/env.js';
@@ -30,5 +30,20 @@ describe('epochfs init', () => {
     writeFileSync(join(dir, 'other', 'precious'), 'x');
     const clobber = await epochfs(['init', '--store', join(dir, 'other')], { env });
     expect([clobber.code, clobber.stderr]).toEqual([4, expect.stringMatching(/not empty and not an epochfs store/)]);
+  });
+
+  it('cuts files into 64 KiB chunks, or the --chunk-size asked for; a bad size is a usage error (exit 2) and creates nothing', async () => {
+    const dir = tempDir('init');
+    const env = { EPOCHFS_PASSPHRASE: 'secret' };
+    const chunkSize = (store: string) => JSON.parse(readFileSync(join(store, 'config', 'config'), 'utf8')).chunkSize;
+    expect((await epochfs(['init', '--store', join(dir, 'default')], { env })).code).toBe(0);
+    expect(chunkSize(join(dir, 'default'))).toBe(64 << 10);
+    expect((await epochfs(['init', '--store', join(dir, 'mib'), '--chunk-size', '1M'], { env })).code).toBe(0);
+    expect(chunkSize(join(dir, 'mib'))).toBe(1 << 20);
+    for (const [size, why] of [['1K', 'at least 4K'], ['128M', 'at most 64M'], ['lots', 'a size like']]) {
+      const r = await epochfs(['init', '--store', join(dir, 'bad'), '--chunk-size', size], { env });
+      expect([r.code, r.stderr.trim().split('\n').length, r.stderr]).toEqual([2, 1, expect.stringContaining(`--chunk-size ${why === 'a size like' ? 'must be a size like' : `must be ${why}`}`)]);
+      expect(existsSync(join(dir, 'bad'))).toBe(false);
+    }
   });
 });

@@ -33,7 +33,7 @@ describe('incremental epochs', () => {
     writeFileSync(join(live, 'big'), Buffer.alloc(4 * MiB, 2));
     writeFileSync(join(live, 'small'), 'small');
     const store = join(dir, 'store');
-    await Repository.init(new LocalBackend(store), PASS);
+    await Repository.init(new LocalBackend(store), PASS, { chunkSize: MiB }); // the tests count in 1 MiB chunks
     const { journal } = await Journal.open(state);
     const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq });
     // what the group daemon does when a volume joins: a mount marker, its base read (src/group/base-reader.ts)
@@ -107,7 +107,7 @@ describe('incremental epochs', () => {
     writeFileSync(join(live, 'tail'), Buffer.alloc(MiB + 5000, 5)); // a partial last chunk
     writeFileSync(join(live, 'tiny'), 'tiny');
     const store = join(dir, 'store');
-    await Repository.init(new LocalBackend(store), PASS);
+    await Repository.init(new LocalBackend(store), PASS, { chunkSize: MiB }); // the tests count in 1 MiB chunks
     const { journal } = await Journal.open(state);
     const open = () => Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: 0 });
     let shipper = await open();
@@ -189,7 +189,7 @@ describe('incremental epochs', () => {
     mkdirSync(live);
     writeFileSync(join(live, 'a'), Buffer.alloc(8 * MiB, 1));
     const store = join(dir, 'store');
-    await Repository.init(new LocalBackend(store), PASS);
+    await Repository.init(new LocalBackend(store), PASS, { chunkSize: MiB }); // the tests count in 1 MiB chunks
     const { journal } = await Journal.open(state);
     const logs: string[] = [];
     const open = () => Shipper.open({
@@ -244,7 +244,7 @@ describe('incremental epochs', () => {
     writeFileSync(join(a, 'f'), Buffer.alloc(2 * MiB, 1));
     writeFileSync(join(b, 'g'), Buffer.alloc(3 * MiB, 2));
     const store = join(dir, 'store');
-    await Repository.init(new LocalBackend(store), PASS);
+    await Repository.init(new LocalBackend(store), PASS, { chunkSize: MiB }); // the tests count in 1 MiB chunks
     const { journal } = await Journal.open(state);
     const shipper = await Shipper.open({ stateDir: state, storeDir: store, passphrase: PASS, group: 'g', startSeq: journal.lastSeq, residentMax: MiB });
     const on = { a: journaledOn(journal, a, 'a'), b: journaledOn(journal, b, 'b') };

@@ -50,7 +50,7 @@ describe('repository', () => {
     const backend = store();
     await Repository.init(backend, pass);
     const configPath = join(backend.dir, 'config', 'config');
-    const altered = Buffer.from(readFileSync(configPath, 'utf8').replace('"chunkSize": 1048576', '"chunkSize": 524288'));
+    const altered = Buffer.from(readFileSync(configPath, 'utf8').replace(/"chunkSize": \d+/, '"chunkSize": 524288'));
     writeFileSync(configPath, altered);
     const [keyName] = readdirSync(join(backend.dir, 'keys'));
     const key = JSON.parse(readFileSync(join(backend.dir, 'keys', keyName), 'utf8'));
