@@ -1,10 +1,9 @@
 // What changed since the last epoch, learned from the journal records the shipper applies to its
 // shadow copy: directories whose trees must be rebuilt (by path, kept current across renames) and
 // chunks written per inode. It is the BuildPlan of the next epoch (docs/ARCHITECTURE.md, "Shipping").
-import { lstatSync } from 'node:fs';
 import type { Record } from '../journal/record.js';
 import type { BuildPlan } from '../store/snapshot.js';
-import { fsPath } from '../native/names.js';
+import { ShadowInodes } from './inodes.js';
 
 interface Written {
   chunks: Set<number>;
@@ -28,18 +27,14 @@ export class DirtyTracker implements BuildPlan {
   /** Everything must be read again (after the shadow was rebuilt). */
   full = false;
 
-  constructor(private readonly shadow: string, private readonly chunkSize: number) {}
+  constructor(shadow: string, private readonly chunkSize: number, private readonly inodes = new ShadowInodes(shadow)) {}
 
   get empty(): boolean {
     return !this.full && this.dirs.size === 0 && this.written.size === 0;
   }
 
   private ino(path: string): string | undefined {
-    try {
-      return lstatSync(fsPath(this.shadow + path), { bigint: true }).ino.toString();
-    } catch {
-      return undefined;
-    }
+    return this.inodes.of(path)?.ino;
   }
 
   private markDir(r: string): void {

@@ -21,6 +21,7 @@ import { withZeroUmaskAsync } from '../util/umask.js';
 import { EpochfsError } from '../util/errors.js';
 import { DirtySet, planSize, type PlanSize, type VolumePlan } from '../group/dirty-set.js';
 import { DirtyTracker } from './dirty.js';
+import { ShadowInodes } from './inodes.js';
 import { TreeSync, type SyncStats } from './tree-sync.js';
 import { ResidentBudget, SparseShadow, type ResidentJson } from './sparse.js';
 import {
@@ -81,20 +82,24 @@ class ShadowVolume {
   base: DirtySet | null = null;
   /** which chunks of its files are holes whose content is stored (src/shipper/sparse.ts) */
   readonly sparse: SparseShadow;
+  /** the inodes of its paths, while records are applied (src/shipper/inodes.ts) */
+  readonly inodes: ShadowInodes;
 
   constructor(
     readonly root: string, public caches: BuildCaches, full: boolean, repo: Repository, blobs: BlobStore, budget: ResidentBudget, kept?: ResidentJson,
   ) {
     const chunkSize = repo.config.chunkSize;
     this.replayer = new TreeReplayer(root);
-    this.dirty = new DirtyTracker(root, chunkSize);
+    this.inodes = new ShadowInodes(root);
+    this.dirty = new DirtyTracker(root, chunkSize, this.inodes);
     this.dirty.full = full;
     const contents = () => this.caches.contents;
-    this.sparse = new SparseShadow(root, chunkSize, contents, blobs, (data) => repo.blobId(data), budget, (data) => blobs.put('data', data), kept);
+    this.sparse = new SparseShadow(root, chunkSize, contents, blobs, (data) => repo.blobId(data), budget, (data) => blobs.put('data', data), kept, this.inodes);
   }
 
   /** Applies a record to the shadow, bringing back from the store the stored chunks it changes in part. */
   async apply(rec: Record, redo: boolean): Promise<void> {
+    this.inodes.applying(rec);
     const fetching = this.sparse.before(rec);
     if (fetching) await fetching;
     const dying = this.lastNameOf(rec);
@@ -349,23 +354,33 @@ export class Shipper {
       this.untrusted = true;
       throw err;
     } finally {
-      for (const v of this.volumes.values()) v.replayer.close();
+      for (const v of this.volumes.values()) this.settleFiles(v);
     }
+  }
+
+  /** The volume's open shadow files close and its inode cache goes: what follows may change the shadow otherwise. */
+  private settleFiles(v: ShadowVolume): void {
+    v.replayer.close();
+    v.inodes.clear();
   }
 
   private async advance(barrier: number, tolerant: boolean): Promise<void> {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
     let skipped = 0;
-    for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
-      try {
-        await this.applyRecord(rec, redo);
-      } catch (err) {
-        // a record that does not apply is corrected by the comparison; a store that cannot give a
-        // chunk back is no such record (its write would be lost where no plan names its path)
-        if (!tolerant || !(err instanceof EpochfsError && err.code === 'EREPLAY')) throw err;
-        skipped++;
+    try {
+      for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
+        try {
+          await this.applyRecord(rec, redo);
+        } catch (err) {
+          // a record that does not apply is corrected by the comparison; a store that cannot give a
+          // chunk back is no such record (its write would be lost where no plan names its path)
+          if (!tolerant || !(err instanceof EpochfsError && err.code === 'EREPLAY')) throw err;
+          skipped++;
+        }
+        this.shadowSeq = rec.seq;
       }
-      this.shadowSeq = rec.seq;
+    } finally {
+      for (const v of this.volumes.values()) v.inodes.clear(); // a resync or a build may follow
     }
     if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
   }
@@ -438,7 +453,7 @@ export class Shipper {
     // It left before its base was read: no epoch has it since it joined; its carried entry (if it
     // had left before) stays what the group's epochs hold of it.
     if (v.base) return void this.dropShadow(vol);
-    v.replayer.close();
+    this.settleFiles(v);
     v.leaving = true;
   }
 

@@ -12,6 +12,7 @@ import { fsPath, readdirNames } from '../native/names.js';
 import type { Record } from '../journal/record.js';
 import type { CachedContent, StoredChunks } from '../store/snapshot.js';
 import { writeAll } from '../store/restore.js';
+import { ShadowInodes } from './inodes.js';
 
 const AT_FDCWD = -100;
 /** fallocate(2) modes */
@@ -150,6 +151,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     readonly store?: (data: Buffer) => Promise<string>,
     /** resident chunks an earlier epoch kept (its state), least recently used first */
     kept: ResidentJson = [],
+    private readonly inodes = new ShadowInodes(root),
   ) {
     for (const [ino, handle, chunks] of kept) {
       this.handles.set(ino, handle);
@@ -213,14 +215,9 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     }
     if ((rec.op !== 'write' && rec.op !== 'truncate') || this.contents().size === 0) return undefined;
     const abs = this.root + rec.path;
-    let st;
-    try {
-      st = lstatSync(fsPath(abs));
-    } catch {
-      return undefined; // the apply says why
-    }
-    if (!st.isFile()) return undefined;
-    const ino = String(st.ino);
+    const node = this.inodes.of(rec.path);
+    if (!node?.isFile) return undefined; // (none: the apply says why)
+    const ino = node.ino;
     const c = this.chunkSize;
     const fetch: [number, string][] = [];
     // what the record does to the bookkeeping once it applied (a record that fails changes nothing)
@@ -237,7 +234,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       }
     } else {
       const i = Math.floor(rec.size / c);
-      const id = rec.size < st.size && rec.size % c !== 0 ? this.storedId(ino, i) : undefined;
+      const id = rec.size % c !== 0 && rec.size < sizeOf(abs) ? this.storedId(ino, i) : undefined;
       if (id !== undefined) fetch.push([i, id]);
       pending.cut = rec.size;
     }
@@ -413,6 +410,14 @@ export class SparseShadow implements StoredChunks, SyncChunks {
     const byIno = new Map<string, number[]>();
     for (const { ino, i } of this.budget.of(this)) byIno.set(ino, [...(byIno.get(ino) ?? []), i]);
     return [...byIno].filter(([ino]) => this.handles.has(ino)).map(([ino, chunks]) => [ino, this.handles.get(ino)!, chunks]);
+  }
+}
+
+function sizeOf(abs: string): number {
+  try {
+    return lstatSync(fsPath(abs)).size;
+  } catch {
+    return 0;
   }
 }
 

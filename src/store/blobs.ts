@@ -3,7 +3,7 @@
 import { EpochfsError } from '../util/errors.js';
 import { hash256 } from './crypto.js';
 import { PackBuilder, checkPackedBlobs, type BlobType, type PackedBlob } from './pack.js';
-import type { Repository } from './repository.js';
+import { SEAL_BYTES, type Repository } from './repository.js';
 
 export interface IndexEntry {
   pack: string;
@@ -42,12 +42,19 @@ export function parseIndex(repo: Repository, plaintext: Buffer, name: string): I
 export class BlobStore {
   private readonly index = new Map<string, IndexEntry>();
   private readonly pending = new Set<string>();
-  private pack = new PackBuilder();
+  private pack: PackBuilder;
   private unindexed: IndexObject['packs'] = [];
   /** Stored (sealed) bytes of packs written by this instance. */
   bytesAdded = 0;
 
-  private constructor(private readonly repo: Repository) {}
+  private constructor(private readonly repo: Repository) {
+    this.pack = this.newPack();
+  }
+
+  /** A pack of packSize and one more chunk, the size it is closed at. */
+  private newPack(): PackBuilder {
+    return new PackBuilder(this.repo.config.packSize + this.repo.maxSealedBlob('data') + (64 << 10));
+  }
 
   /** Loads every index object of the store. */
   static async load(repo: Repository): Promise<BlobStore> {
@@ -75,7 +82,7 @@ export class BlobStore {
   async put(type: BlobType, plaintext: Buffer): Promise<string> {
     const id = this.repo.blobId(plaintext);
     if (this.has(id)) return id;
-    this.pack.add(id, type, this.repo.sealBlob(id, plaintext));
+    this.pack.addSealed(id, type, plaintext.length + SEAL_BYTES, (out) => this.repo.sealBlobInto(id, plaintext, out));
     this.pending.add(id);
     if (this.pack.full(this.repo.config.packSize)) await this.writePack();
     return id;
@@ -84,7 +91,7 @@ export class BlobStore {
   private async writePack(): Promise<void> {
     if (this.pack.empty) return;
     const pack = this.pack;
-    this.pack = new PackBuilder();
+    this.pack = this.newPack();
     const bytes = pack.finish(this.repo);
     const name = hash256(bytes).toString('hex');
     try {

@@ -44,10 +44,15 @@ export async function passphraseKey(passphrase: Buffer, salt: Buffer, opslimit: 
 /** nonce | ciphertext | tag, bound to `ad`. */
 export function seal(key: Buffer, plaintext: Buffer, ad: string): Buffer {
   const out = Buffer.alloc(NONCE_BYTES + plaintext.length + TAG_BYTES);
+  sealInto(key, plaintext, ad, out);
+  return out;
+}
+
+/** seal() into `out`, which is exactly NONCE_BYTES + plaintext.length + TAG_BYTES long (a pack's buffer). */
+export function sealInto(key: Buffer, plaintext: Buffer, ad: string, out: Buffer): void {
   const nonce = out.subarray(0, NONCE_BYTES);
   sodium.randombytes_buf(nonce);
   sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(NONCE_BYTES), plaintext, Buffer.from(ad), null, nonce, key);
-  return out;
 }
 
 export class AuthenticationError extends Error {}

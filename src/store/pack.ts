@@ -34,16 +34,44 @@ export function checkPackedBlobs(repo: Repository, blobs: unknown, where: string
   }
 }
 
-/** Collects sealed blobs until the pack is full. */
+/**
+ * Collects sealed blobs until the pack is full, in one buffer that the blobs are sealed into (a
+ * pack of small chunks would otherwise cost an allocation per blob and a copy of the whole pack).
+ */
 export class PackBuilder {
-  private parts: Buffer[] = [];
+  private buf: Buffer;
   readonly blobs: PackedBlob[] = [];
   size = 0;
 
+  /** `capacity`: what the pack is likely to reach (it grows past it if need be) */
+  constructor(capacity = 1 << 20) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  /** Room for the next `length` bytes at the end of the pack, not yet part of it. */
+  private room(length: number): Buffer {
+    if (this.size + length > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.size + length));
+      this.buf.copy(grown, 0, 0, this.size);
+      this.buf = grown;
+    }
+    return this.buf.subarray(this.size, this.size + length);
+  }
+
+  private append(id: string, type: BlobType, length: number): void {
+    this.blobs.push({ id, type, offset: this.size, length });
+    this.size += length;
+  }
+
   add(id: string, type: BlobType, sealed: Buffer): void {
-    this.blobs.push({ id, type, offset: this.size, length: sealed.length });
-    this.parts.push(sealed);
-    this.size += sealed.length;
+    sealed.copy(this.room(sealed.length));
+    this.append(id, type, sealed.length);
+  }
+
+  /** Adds a blob of `sealedLength` bytes that `sealInto` writes into the pack's buffer. */
+  addSealed(id: string, type: BlobType, sealedLength: number, sealInto: (out: Buffer) => void): void {
+    sealInto(this.room(sealedLength));
+    this.append(id, type, sealedLength);
   }
 
   /** At packSize, or at so many blobs that the header would near MAX_PACK_HEADER. */
@@ -55,12 +83,13 @@ export class PackBuilder {
     return this.blobs.length === 0;
   }
 
-  /** The pack's bytes: blobs, sealed header, header length. */
+  /** The pack's bytes: blobs, sealed header, header length (the builder is done with then). */
   finish(repo: Repository): Buffer {
     const header = repo.sealHeader(HEADER_AD_KIND, Buffer.from(JSON.stringify(this.blobs)));
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(header.length);
-    return Buffer.concat([...this.parts, header, len]);
+    const end = this.size + header.length + 4;
+    header.copy(this.room(header.length + 4));
+    this.buf.writeUInt32LE(header.length, end - 4);
+    return this.buf.subarray(0, end);
   }
 }
 

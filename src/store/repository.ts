@@ -4,7 +4,7 @@ import { EpochfsError } from '../util/errors.js';
 import { ObjectNotFoundError, type Backend, type ObjectKind } from './backend.js';
 import {
   AuthenticationError, KDF_INTERACTIVE, KEY_BYTES, NONCE_BYTES, SALT_BYTES, SUBKEY_BLOB_IDS, SUBKEY_OBJECTS, TAG_BYTES,
-  hash256, open, passphraseKey, randomBytes, seal, subkey,
+  hash256, open, passphraseKey, randomBytes, seal, sealInto, subkey,
 } from './crypto.js';
 import type { BlobType } from './pack.js';
 
@@ -37,7 +37,10 @@ export type EncryptedKind = 'index' | 'epochs';
 // issue 8: hostile store — objects are read whole before they can be authenticated, so every
 // kind's size is bounded by what the format can produce, and checked before it is read.
 /** What sealing adds to a plaintext. */
-const SEAL_BYTES = NONCE_BYTES + TAG_BYTES;
+export const SEAL_BYTES = NONCE_BYTES + TAG_BYTES;
+
+/** what a blob's seal binds it to: its id */
+const blobAd = (id: string): string => `epochfs/v1/blob/${id}`;
 /** config and key files: a few hundred bytes */
 const MAX_PLAIN_OBJECT = 1 << 20;
 /** index objects and epoch records (the writer splits index objects well below it) */
@@ -230,12 +233,17 @@ export class Repository {
   }
 
   sealBlob(id: string, plaintext: Buffer): Buffer {
-    return seal(this.objectKey, plaintext, `epochfs/v1/blob/${id}`);
+    return seal(this.objectKey, plaintext, blobAd(id));
+  }
+
+  /** sealBlob() into `out` (SEAL_BYTES longer than the plaintext): a pack seals its blobs in place. */
+  sealBlobInto(id: string, plaintext: Buffer, out: Buffer): void {
+    sealInto(this.objectKey, plaintext, blobAd(id), out);
   }
 
   openBlob(id: string, sealed: Buffer, where: string): Buffer {
     try {
-      return open(this.objectKey, sealed, `epochfs/v1/blob/${id}`);
+      return open(this.objectKey, sealed, blobAd(id));
     } catch (err) {
       if (err instanceof AuthenticationError) throw new EpochfsError('EOBJECTCORRUPT', `blob ${id} in ${where} fails authentication`);
       throw err;
