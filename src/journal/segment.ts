@@ -223,6 +223,65 @@ function onlyZerosFrom(fd: number, from: number, size: number): boolean {
 }
 
 /**
+ * Reads a file through a window of up to 1 MiB, so that a segment of small records costs a read per
+ * window instead of two per record. A window holds what the file held when it was read: a record
+ * appended meanwhile past the end the reader saw reads as zeros or torn, as it would with a read
+ * per record, and is read whole by the next scan.
+ */
+class ReadAhead {
+  private window = Buffer.alloc(0);
+  /** the window holds the file's bytes from `start`, `valid` of them */
+  private start = 0;
+  private valid = 0;
+
+  constructor(private readonly fd: number, private readonly size: number, private readonly ahead = 1 << 20) {}
+
+  /** The file's `length` bytes at `offset` as read now, and a window from there. */
+  reload(offset: number, length: number): Buffer {
+    this.valid = 0;
+    return this.at(offset, length);
+  }
+
+  /** `length` bytes at `offset` (within the size the file had), valid until the next call. */
+  at(offset: number, length: number): Buffer {
+    const from = offset - this.start;
+    if (from < 0 || from + length > this.valid) {
+      const want = Math.max(length, Math.min(this.ahead, this.size - offset));
+      if (this.window.length < want) this.window = Buffer.alloc(Math.max(want, this.ahead));
+      const n = readFully(this.fd, this.window, want, offset);
+      this.window.fill(0, n, want); // (a file that shrank meanwhile: zeros, as a read past its end)
+      this.start = offset;
+      this.valid = want;
+      return this.window.subarray(0, length);
+    }
+    return this.window.subarray(from, from + length);
+  }
+}
+
+function readFully(fd: number, buf: Buffer, length: number, position: number): number {
+  let n = 0;
+  while (n < length) {
+    const got = readSync(fd, buf, n, length - n, position + n);
+    if (got === 0) break;
+    n += got;
+  }
+  return n;
+}
+
+/** The record of the frame at `offset` (a copy: its data outlives the read-ahead window). */
+function decodeFrame(reader: ReadAhead, offset: number, length: number, crc: number, path: string): Record {
+  return decodeRecord(Buffer.from(reader.at(offset + FRAME_HEADER, length)), crc, `${path}@${offset}`);
+}
+
+function tryDecodeFrame(reader: ReadAhead, offset: number, length: number, crc: number, path: string): Record | undefined {
+  try {
+    return decodeFrame(reader, offset, length, crc, path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
  * torn tail (a last frame that runs past the end of the file, or fails its checksum with nothing but
  * zeros after it); `end` is the offset just after the last valid record. A bad frame followed by
@@ -239,30 +298,32 @@ export function* scanSegment(
     let offset = Math.max(SEGMENT_HEADER, opts.startOffset ?? 0);
     // Records follow on from the header's first seq (a reader resuming mid-segment knows its own).
     let expected = offset === SEGMENT_HEADER ? firstSeq : undefined;
-    const frame = Buffer.alloc(FRAME_HEADER);
-    let body = Buffer.alloc(1 << 20);
+    const reader = new ReadAhead(fd, size);
     for (;;) {
       if (offset + FRAME_HEADER > size) break;
-      readSync(fd, frame, 0, FRAME_HEADER, offset);
+      const frame = reader.at(offset, FRAME_HEADER);
       const length = frame.readUInt32LE(0);
+      const crc = frame.readUInt32LE(4);
       if (length === 0) break;
       if (offset + FRAME_HEADER + length > size) {
         if (opts.strict) throw new JournalCorruptError(`${path}@${offset}: record runs past the end of the segment`);
         return { end: offset, firstSeq, torn: true };
       }
-      if (body.length < length) body = Buffer.alloc(length);
-      readSync(fd, body, 0, length, offset + FRAME_HEADER);
       let record: Record;
       try {
-        record = decodeRecord(Buffer.from(body.subarray(0, length)), frame.readUInt32LE(4), `${path}@${offset}`);
+        record = decodeFrame(reader, offset, length, crc, path);
       } catch (err) {
         // A torn write can only be the last frame (zeros may follow it), and fails its checksum; a bad
         // frame with data after it, or one that passes its checksum, is damage — unless writes were
         // lost (`lostWrites`: a power loss, after which a disk may keep any part of what it was not
         // asked to flush): then it is where the lost part begins.
         if (opts.strict || !(err instanceof ChecksumError)) throw err;
-        if (!opts.lostWrites && !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
-        return { end: offset, firstSeq, torn: true };
+        // The window may have caught the frame while the daemon was writing it: read it again first.
+        const again = reader.reload(offset, FRAME_HEADER);
+        const whole = again.readUInt32LE(0) === length ? tryDecodeFrame(reader, offset, length, again.readUInt32LE(4), path) : undefined;
+        if (whole) record = whole;
+        else if (!opts.lostWrites && !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
+        else return { end: offset, firstSeq, torn: true };
       }
       // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.
       if (opts.lostWrites && expected !== undefined && record.seq !== expected) return { end: offset, firstSeq, torn: true }; // a stale frame

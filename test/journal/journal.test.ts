@@ -67,6 +67,20 @@ describe('journal', () => {
     await again.journal.close(true);
   });
 
+  it('reads records of every size back exactly, across the reader\'s 1 MiB windows and larger than one', async () => {
+    const state = tempDir('journal');
+    const { journal } = await Journal.open(state);
+    const sizes = [...Array.from({ length: 700 }, (_, i) => 1 + ((i * 7919) % 4000)), 3 << 20, 1, (1 << 20) - 20, 5, 1 << 20, 2];
+    const written = sizes.map((n, i) => ({ op: 'write', t, path: `/f${i}`, offset: i, data: Buffer.alloc(n, i % 251) }) as const);
+    for (const rec of written) journal.begin(rec);
+    await journal.close(true);
+    const read = [...readJournal(state)].filter((r) => r.op === 'write');
+    expect(read.map((r) => (r.op === 'write' ? [r.path, r.data.length, r.data.every((b) => b === r.data[0])] : []))).toEqual(
+      written.map((r) => [r.path, r.data.length, true]),
+    );
+    expect(read.every((r, i) => r.op === 'write' && r.data[0] === i % 251)).toBe(true);
+  });
+
   it('a rolled-back large record leaves no stale bytes after a shorter one in its place', async () => {
     const state = tempDir('journal');
     const { journal } = await Journal.open(state);
