@@ -43,6 +43,7 @@ export class BlobStore {
   private readonly index = new Map<string, IndexEntry>();
   private readonly pending = new Set<string>();
   private pack: PackBuilder;
+  private spare: Buffer | undefined;
   private unindexed: IndexObject['packs'] = [];
   /** Stored (sealed) bytes of packs written by this instance. */
   bytesAdded = 0;
@@ -52,8 +53,8 @@ export class BlobStore {
   }
 
   /** A pack of packSize and one more chunk, the size it is closed at. */
-  private newPack(): PackBuilder {
-    return new PackBuilder(this.repo.config.packSize + this.repo.maxSealedBlob('data') + (64 << 10));
+  private newPack(reuse?: Buffer): PackBuilder {
+    return new PackBuilder(this.repo.config.packSize + this.repo.maxSealedBlob('data') + (64 << 10), reuse);
   }
 
   /** Loads every index object of the store. */
@@ -91,7 +92,8 @@ export class BlobStore {
   private async writePack(): Promise<void> {
     if (this.pack.empty) return;
     const pack = this.pack;
-    this.pack = this.newPack();
+    this.pack = this.newPack(this.spare);
+    this.spare = undefined;
     const bytes = pack.finish(this.repo);
     const name = hash256(bytes).toString('hex');
     try {
@@ -101,6 +103,7 @@ export class BlobStore {
       throw err;
     }
     this.bytesAdded += bytes.length;
+    this.spare = pack.buffer; // stored: the pack after next is built in it (fresh memory costs a page fault per 4 KiB)
     for (const b of pack.blobs) {
       this.index.set(b.id, { pack: name, type: b.type, offset: b.offset, length: b.length });
       this.pending.delete(b.id);

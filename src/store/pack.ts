@@ -43,9 +43,14 @@ export class PackBuilder {
   readonly blobs: PackedBlob[] = [];
   size = 0;
 
-  /** `capacity`: what the pack is likely to reach (it grows past it if need be) */
-  constructor(capacity = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(capacity);
+  /** `capacity`: what the pack is likely to reach (it grows past it if need be); `reuse`: a finished pack's buffer */
+  constructor(capacity = 1 << 20, reuse?: Buffer) {
+    this.buf = reuse && reuse.length >= capacity ? reuse : Buffer.allocUnsafe(capacity);
+  }
+
+  /** The buffer the pack is built in, for the next pack once this one is stored. */
+  get buffer(): Buffer {
+    return this.buf;
   }
 
   /** Room for the next `length` bytes at the end of the pack, not yet part of it. */

@@ -5,6 +5,7 @@ import { hash256 } from '../../src/store/crypto.js';
 import { join } from 'node:path';
 import { LocalBackend } from '../../src/store/backends/local.js';
 import { Repository } from '../../src/store/repository.js';
+import { BlobStore } from '../../src/store/blobs.js';
 import { tempDir } from '../helpers/env.js';
 
 const pass = Buffer.from('correct horse battery staple');
@@ -95,6 +96,20 @@ describe('repository', () => {
     const sealed = repo.sealBlob(id, data);
     expect(repo.openBlob(id, sealed, 'pack p').equals(data)).toBe(true);
     expect(() => repo.openBlob(repo.blobId(Buffer.from('other')), sealed, 'pack p')).toThrow(/fails authentication/);
+  });
+
+  it('packs blobs in place: every blob of several packs reads back, also from a fresh load', async () => {
+    const repo = await Repository.init(store(), pass);
+    const blobs = await BlobStore.load(repo);
+    const chunk = (i: number) => Buffer.alloc(repo.config.chunkSize - (i % 3), i % 251).fill(i >> 8, 0, 2);
+    const ids: string[] = [];
+    const count = Math.ceil((3.5 * repo.config.packSize) / repo.config.chunkSize); // four packs, the buffers reused
+    for (let i = 0; i < count; i++) ids.push(await blobs.put('data', chunk(i)));
+    await blobs.flush();
+    const packs = new Set(ids.map((id) => blobs.entry(id)!.pack));
+    expect(packs.size).toBe(4);
+    const again = await BlobStore.load(repo);
+    for (let i = 0; i < count; i++) expect((await again.get(ids[i])).equals(chunk(i))).toBe(true);
   });
 
   it('writes the key file before the config', async () => {
