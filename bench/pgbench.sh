@@ -7,7 +7,7 @@
 #               state dir, shipping to an encrypted store with --epoch-interval 1s
 #   epochfs-nj  (optional) the same group without a store: FUSE + journal, no shipping
 #   epochfs-c<size>  (optional) epochfs with a store cut into chunks of <size> (epochfs init
-#               --chunk-size <size>; epochfs-c1m: the default before 64 KiB): what it costs a database
+#               --chunk-size <size>, e.g. epochfs-c64k): what the chunk size costs a database
 #
 #   bash bench/pgbench.sh                 run as root; about 45 s per target and round
 #   QUICK=1 bash bench/pgbench.sh         smoke run: scale 1, -T 5, 1 round (about 45 s)

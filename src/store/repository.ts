@@ -50,7 +50,7 @@ export const MAX_TREE_BLOB = 256 << 20;
 /** a pack header (the writer closes packs at MAX_BLOBS_PER_PACK blobs, well below it) */
 export const MAX_PACK_HEADER = 64 << 20;
 /** the chunk size of a new store (docs/ARCHITECTURE.md, "Chunk size") */
-export const DEFAULT_CHUNK_SIZE = 64 << 10;
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
 /** what a config may ask for: chunks and packs are read whole */
 export const CHUNK_SIZES = { min: 4096, max: 64 << 20 };
 const PACK_SIZES = { min: 4096, max: 1 << 30 };

@@ -9,6 +9,8 @@ import { closeSync, lstatSync, openSync, readSync, constants as C, type BigIntSt
 import { join } from 'node:path';
 import { sys } from '../native/sys.js';
 import type { BlobStore } from './blobs.js';
+import { MAX_TREE_BLOB } from './repository.js';
+import { EpochfsError } from '../util/errors.js';
 import { encodeTree, typeOfMode, type NodeMeta, type TreeEntry } from './tree.js';
 import { fsPath, readdirNames, readlinkName } from '../native/names.js';
 
@@ -199,7 +201,12 @@ export class TreeBuilder {
       }
       entries.push(e);
     }
-    summary.id = await this.blobs.put('tree', encodeTree(entries));
+    const tree = encodeTree(entries);
+    // refused here rather than stored: a reader refuses a larger tree blob, and with it the store's index
+    if (tree.length > MAX_TREE_BLOB) {
+      throw new EpochfsError('ETREETOOBIG', `directory /${rel}: its tree is ${tree.length} bytes, more than the ${MAX_TREE_BLOB} a tree blob may be (its files' content lists name one chunk each: a store with larger chunks, epochfs init --chunk-size, stores it)`);
+    }
+    summary.id = await this.blobs.put('tree', tree);
     this.next.trees.set(ino, summary);
     return summary;
   }

@@ -48,7 +48,8 @@ export type ErrorCode =
   | 'EPATHIO'
   // issue 8: degraded mode
   | 'EDEGRADED'
-  | 'ERESYNC';
+  | 'ERESYNC'
+  | 'ETREETOOBIG';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -85,6 +86,7 @@ const exitFor: Record<ErrorCode, number> = {
   EPATHTYPE: ExitCode.usage,
   EPATHINUSE: ExitCode.busy,
   EPATHIO: ExitCode.failure,
+  ETREETOOBIG: ExitCode.failure, // a directory whose tree blob would pass MAX_TREE_BLOB
 };
 
 /** Whether `code` is one of ours (an error code that crossed a thread or a socket as a string). */
