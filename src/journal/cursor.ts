@@ -3,7 +3,7 @@
 import { JournalCorruptError } from '../util/errors.js';
 import { journalDir, listSegments } from './journal.js';
 import type { Record } from './record.js';
-import { scanSegment, segmentPath } from './segment.js';
+import { scanSegment, segmentFirstSeq, segmentPath } from './segment.js';
 
 export interface ReadOptions {
   fromSeq?: number;
@@ -14,12 +14,7 @@ export interface ReadOptions {
 
 /** The first sequence number each segment holds, in segment order. */
 function segmentStarts(dir: string, segments: number[]): number[] {
-  return segments.map((n) => {
-    const scan = scanSegment(segmentPath(dir, n));
-    const first = scan.next();
-    if (!first.done) return first.value.record.seq;
-    return first.value.firstSeq;
-  });
+  return segments.map((n) => segmentFirstSeq(segmentPath(dir, n)));
 }
 
 export function* readJournal(stateDir: string, opts: ReadOptions = {}): Generator<Record> {

@@ -163,6 +163,13 @@ function openSegment(path: string): { fd: number; size: number; firstSeq: number
   }
 }
 
+/** The seq of a segment's first record, from its header (its first record, if any, must have it). */
+export function segmentFirstSeq(path: string): number {
+  const { fd, firstSeq } = openSegment(path);
+  closeSync(fd);
+  return firstSeq;
+}
+
 /**
  * How a segment ends, found by walking its frame headers (one 8-byte read per record, no payload
  * read) and checking only the last frame: `clean` when the frames end exactly at the end of the
@@ -273,14 +280,6 @@ function decodeFrame(reader: ReadAhead, offset: number, length: number, crc: num
   return decodeRecord(Buffer.from(reader.at(offset + FRAME_HEADER, length)), crc, `${path}@${offset}`);
 }
 
-function tryDecodeFrame(reader: ReadAhead, offset: number, length: number, crc: number, path: string): Record | undefined {
-  try {
-    return decodeFrame(reader, offset, length, crc, path);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Reads the records of one segment in order. Stops at the end marker, the end of the file, or a
  * torn tail (a last frame that runs past the end of the file, or fails its checksum with nothing but
@@ -299,6 +298,7 @@ export function* scanSegment(
     // Records follow on from the header's first seq (a reader resuming mid-segment knows its own).
     let expected = offset === SEGMENT_HEADER ? firstSeq : undefined;
     const reader = new ReadAhead(fd, size);
+    let reread = -1; // the offset of a frame read again after it failed its checksum
     for (;;) {
       if (offset + FRAME_HEADER > size) break;
       const frame = reader.at(offset, FRAME_HEADER);
@@ -318,12 +318,15 @@ export function* scanSegment(
         // lost (`lostWrites`: a power loss, after which a disk may keep any part of what it was not
         // asked to flush): then it is where the lost part begins.
         if (opts.strict || !(err instanceof ChecksumError)) throw err;
-        // The window may have caught the frame while the daemon was writing it: read it again first.
-        const again = reader.reload(offset, FRAME_HEADER);
-        const whole = again.readUInt32LE(0) === length ? tryDecodeFrame(reader, offset, length, again.readUInt32LE(4), path) : undefined;
-        if (whole) record = whole;
-        else if (!opts.lostWrites && !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
-        else return { end: offset, firstSeq, torn: true };
+        if (reread !== offset) {
+          // The window may have caught the frame while the daemon was writing it (or voiding it):
+          // read the frame again from its header, once.
+          reread = offset;
+          reader.reload(offset, FRAME_HEADER);
+          continue;
+        }
+        if (!opts.lostWrites && !onlyZerosFrom(fd, offset + FRAME_HEADER + length, size)) throw err;
+        return { end: offset, firstSeq, torn: true };
       }
       // A frame that passes its checksum was written whole: a wrong seq in it is damage, not a torn write.
       if (opts.lostWrites && expected !== undefined && record.seq !== expected) return { end: offset, firstSeq, torn: true }; // a stale frame

@@ -99,7 +99,7 @@ export class DirtyTracker implements BuildPlan {
   noteSynced(path: string, isDir: boolean): void {
     if (isDir) this.markDir(rel(path));
     else {
-      const ino = this.ino(path);
+      const ino = this.inodes.now(path)?.ino;
       if (ino !== undefined) this.written.set(ino, 'all');
     }
     this.markParent(path);

@@ -22,16 +22,21 @@ export class ShadowInodes {
   of(path: string): ShadowInode | undefined {
     const cached = this.byPath.get(path);
     if (cached) return cached;
-    let found: ShadowInode;
-    try {
-      const st = lstatSync(fsPath(this.root + path), { bigint: true });
-      found = { ino: st.ino.toString(), isFile: st.isFile() };
-    } catch {
-      return undefined; // nothing is cached for a path that names nothing
-    }
+    const found = this.now(path);
+    if (!found) return undefined; // nothing is cached for a path that names nothing
     if (this.byPath.size >= this.limit) this.byPath.clear();
     this.byPath.set(path, found);
     return found;
+  }
+
+  /** The inode at `path` as the shadow has it now, not cached (a resync is changing the shadow). */
+  now(path: string): ShadowInode | undefined {
+    try {
+      const st = lstatSync(fsPath(this.root + path), { bigint: true });
+      return { ino: st.ino.toString(), isFile: st.isFile() };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Before `rec` is applied: a path it may point at another inode is forgotten (with the names below it). */

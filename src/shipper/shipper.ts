@@ -9,7 +9,7 @@ import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
 import { TreeReplayer, withRedone } from '../journal/replay.js';
-import { scanSegment, segmentPath } from '../journal/segment.js';
+import { segmentFirstSeq, segmentPath } from '../journal/segment.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { BlobStore } from '../store/blobs.js';
 import { readEpoch, writeEpoch, type EpochRecord, type EpochVolume } from '../store/epochs.js';
@@ -367,6 +367,8 @@ export class Shipper {
   private async advance(barrier: number, tolerant: boolean): Promise<void> {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
     let skipped = 0;
+    // the inode lookups live while records apply: a resync or a build may come before or after
+    for (const v of this.volumes.values()) v.inodes.clear();
     try {
       for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
         try {
@@ -380,7 +382,7 @@ export class Shipper {
         this.shadowSeq = rec.seq;
       }
     } finally {
-      for (const v of this.volumes.values()) v.inodes.clear(); // a resync or a build may follow
+      for (const v of this.volumes.values()) v.inodes.clear();
     }
     if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
   }
@@ -551,9 +553,7 @@ export class Shipper {
     const dir = journalDir(this.opts.stateDir);
     const segs = listSegments(dir);
     for (let i = 0; i + 1 < segs.length; i++) {
-      const next = scanSegment(segmentPath(dir, segs[i + 1])).next();
-      const nextFirst = next.done ? next.value.firstSeq : next.value.record.seq;
-      if (nextFirst - 1 > shipped) break;
+      if (segmentFirstSeq(segmentPath(dir, segs[i + 1])) - 1 > shipped) break;
       unlinkSync(segmentPath(dir, segs[i]));
     }
   }

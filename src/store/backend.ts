@@ -5,7 +5,10 @@ export type ObjectKind = 'config' | 'keys' | 'packs' | 'index' | 'epochs';
 export const OBJECT_KINDS: readonly ObjectKind[] = ['config', 'keys', 'packs', 'index', 'epochs'];
 
 export interface Backend {
-  /** Stores an object atomically (all or nothing is ever visible); refuses to overwrite one. */
+  /**
+   * Stores an object atomically (all or nothing is ever visible); refuses to overwrite one. Once the
+   * promise settles the backend MUST NOT read `data` again: the caller reuses the buffer (a pack's).
+   */
   put(kind: ObjectKind, name: string, data: Buffer): Promise<void>;
   /** The object's bytes; ObjectNotFoundError when it does not exist. */
   get(kind: ObjectKind, name: string): Promise<Buffer>;

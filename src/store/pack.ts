@@ -18,6 +18,8 @@ const HEADER_AD_KIND = 'packs';
 const MAX_BLOBS_PER_PACK = 200_000;
 const BLOB_TYPES: ReadonlySet<string> = new Set(['data', 'tree']);
 
+const EMPTY = Buffer.alloc(0);
+
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /**
@@ -43,9 +45,12 @@ export class PackBuilder {
   readonly blobs: PackedBlob[] = [];
   size = 0;
 
-  /** `capacity`: what the pack is likely to reach (it grows past it if need be); `reuse`: a finished pack's buffer */
-  constructor(capacity = 1 << 20, reuse?: Buffer) {
-    this.buf = reuse && reuse.length >= capacity ? reuse : Buffer.allocUnsafe(capacity);
+  /**
+   * `capacity`: what the pack is likely to reach (it grows past it if need be; allocated at the
+   * first blob, so a store that is only read allocates nothing); `reuse`: a finished pack's buffer
+   */
+  constructor(private readonly capacity = 1 << 20, reuse?: Buffer) {
+    this.buf = reuse && reuse.length >= capacity ? reuse : EMPTY;
   }
 
   /** The buffer the pack is built in, for the next pack once this one is stored. */
@@ -56,7 +61,7 @@ export class PackBuilder {
   /** Room for the next `length` bytes at the end of the pack, not yet part of it. */
   private room(length: number): Buffer {
     if (this.size + length > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.size + length));
+      const grown = Buffer.allocUnsafe(Math.max(this.capacity, this.buf.length * 2, this.size + length));
       this.buf.copy(grown, 0, 0, this.size);
       this.buf = grown;
     }
