@@ -107,6 +107,11 @@ describe('journal', () => {
     expect(readdirSync(journalDir(state)).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(3);
     const seqs = [...readJournal(state, { fromSeq: 50, toSeq: 150 })].map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: 101 }, (_, i) => 50 + i));
+    // reading, also stopped early, leaves no segment open (each read looks at every segment's start)
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 20; i++) for (const r of readJournal(state, { fromSeq: 120 })) if (r.seq > 125) break;
+    expect(open()).toBe(before);
   });
 
   it('makes segments from zero-filled spares: they keep their size, a rollback in one writes zeros, and a spare renamed without its header is dropped at open', async () => {
