@@ -1,8 +1,9 @@
 // The inode behind each path of a shadow copy, looked up once per path while records are applied
 // (the shipper's bookkeeping asks for it at every write: an lstat each, a tenth of the shipper's
 // time under PostgreSQL before this cache). Only records that make a path name another inode
-// (rename, unlink, rmdir) drop entries, and the shipper drops them all whenever anything but a
-// record changes the shadow (a resync, a rebuild): see ShadowVolume.apply and Shipper.advance.
+// (rename, unlink, rmdir) drop entries, and the shipper drops them all at the end of each advance,
+// before anything but a record can change the shadow (a resync, a build): see ShadowVolume.apply
+// and Shipper.advance. Resyncs look paths up with now(), uncached.
 import { lstatSync } from 'node:fs';
 import type { Record } from '../journal/record.js';
 import { fsPath } from '../native/names.js';

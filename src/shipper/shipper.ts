@@ -354,21 +354,13 @@ export class Shipper {
       this.untrusted = true;
       throw err;
     } finally {
-      for (const v of this.volumes.values()) this.settleFiles(v);
+      for (const v of this.volumes.values()) v.replayer.close();
     }
-  }
-
-  /** The volume's open shadow files close and its inode cache goes: what follows may change the shadow otherwise. */
-  private settleFiles(v: ShadowVolume): void {
-    v.replayer.close();
-    v.inodes.clear();
   }
 
   private async advance(barrier: number, tolerant: boolean): Promise<void> {
     this.reader ??= new JournalCursor(this.opts.stateDir, this.shadowSeq + 1);
     let skipped = 0;
-    // the inode lookups live while records apply: a resync or a build may come before or after
-    for (const v of this.volumes.values()) v.inodes.clear();
     try {
       for (const [rec, redo] of withRedone(this.reader.read(barrier))) {
         try {
@@ -382,6 +374,7 @@ export class Shipper {
         this.shadowSeq = rec.seq;
       }
     } finally {
+      // the inode lookups live only while records apply (nothing else looks them up): a resync or a build may follow
       for (const v of this.volumes.values()) v.inodes.clear();
     }
     if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
@@ -455,7 +448,7 @@ export class Shipper {
     // It left before its base was read: no epoch has it since it joined; its carried entry (if it
     // had left before) stays what the group's epochs hold of it.
     if (v.base) return void this.dropShadow(vol);
-    this.settleFiles(v);
+    v.replayer.close();
     v.leaving = true;
   }
 

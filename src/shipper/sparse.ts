@@ -210,7 +210,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
   before(rec: Record): Promise<void> | undefined {
     this.pending = undefined;
     if (rec.op === 'create' || rec.op === 'mknod') {
-      this.existing = inoOf(this.root + rec.path); // a redone create may find its file there already
+      this.existing = this.inodes.now(rec.path)?.ino; // a redone create may find its file there already
       return undefined;
     }
     if ((rec.op !== 'write' && rec.op !== 'truncate') || this.contents().size === 0) return undefined;
@@ -253,7 +253,7 @@ export class SparseShadow implements StoredChunks, SyncChunks {
       if (pending.cut !== undefined) this.truncated(pending.ino, pending.cut);
     }
     if (rec.op !== 'create' && rec.op !== 'mknod') return;
-    const ino = inoOf(this.root + rec.path);
+    const ino = this.inodes.now(rec.path)?.ino;
     if (ino !== undefined && ino !== this.existing) this.created(ino);
   }
 
@@ -421,13 +421,6 @@ function sizeOf(abs: string): number {
   }
 }
 
-function inoOf(abs: string): string | undefined {
-  try {
-    return String(lstatSync(fsPath(abs)).ino);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Sorted runs of consecutive chunk numbers: [first, last] pairs. */
 function runs(chunks: number[]): [number, number][] {

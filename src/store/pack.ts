@@ -68,20 +68,15 @@ export class PackBuilder {
     return this.buf.subarray(this.size, this.size + length);
   }
 
-  private append(id: string, type: BlobType, length: number): void {
-    this.blobs.push({ id, type, offset: this.size, length });
-    this.size += length;
-  }
-
   add(id: string, type: BlobType, sealed: Buffer): void {
-    sealed.copy(this.room(sealed.length));
-    this.append(id, type, sealed.length);
+    this.addSealed(id, type, sealed.length, (out) => sealed.copy(out));
   }
 
   /** Adds a blob of `sealedLength` bytes that `sealInto` writes into the pack's buffer. */
   addSealed(id: string, type: BlobType, sealedLength: number, sealInto: (out: Buffer) => void): void {
     sealInto(this.room(sealedLength));
-    this.append(id, type, sealedLength);
+    this.blobs.push({ id, type, offset: this.size, length: sealedLength });
+    this.size += sealedLength;
   }
 
   /** At packSize, or at so many blobs that the header would near MAX_PACK_HEADER. */
