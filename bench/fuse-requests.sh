@@ -6,7 +6,8 @@
 #
 #   bash bench/fuse-requests.sh                          run as root
 #
-# Environment: TARGETS="bindfs epochfs" (epochfs, epochfs-nj, bindfs), SIZE=64M, RAND_IOS=2000,
+# Environment: TARGETS="bindfs epochfs" (epochfs, epochfs-nj, epochfs-probe: with
+# EPOCHFS_NO_KILLPRIV_V2=1, the kernel asking security.capability before each write; bindfs), SIZE=64M, RAND_IOS=2000,
 # NFILES=1000, BENCH_TMP=/tmp.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -60,6 +61,7 @@ mount_traced() { # target
       ;;
     epochfs) node "$CLI" mount "$B" "$M" --state "$S"; DPID=$(cat "$S/daemon.pid") ;;
     epochfs-nj) node "$CLI" mount "$B" "$M" --state "$S" --no-journal; DPID=$(cat "$S/daemon.pid") ;;
+    epochfs-probe) EPOCHFS_NO_KILLPRIV_V2=1 node "$CLI" mount "$B" "$M" --state "$S"; DPID=$(cat "$S/daemon.pid") ;;
   esac
   is_mounted "$M" || { echo "$1 did not mount" >&2; exit 1; }
 }

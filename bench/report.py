@@ -11,13 +11,14 @@ rounds, the ratio epochfs/bindfs, the ratio journal/no-journal and the journal's
 import statistics
 import sys
 
-TARGETS = ["native", "bindfs", "epochfs", "epochfs-nj", "epochfs-ship"]
+TARGETS = ["native", "bindfs", "epochfs", "epochfs-nj", "epochfs-ship", "epochfs-probe"]
 TARGET_TITLES = {
     "native": "native",
     "bindfs": "bindfs",
     "epochfs": "epochfs",
     "epochfs-nj": "epochfs --no-journal",
     "epochfs-ship": "epochfs + store, 1 s epochs",
+    "epochfs-probe": "epochfs, kernel's capability probe",
 }
 PHASES = [
     ("seqwrite", "MB/s", "seq write 1 MiB + end_fsync"),
@@ -145,6 +146,10 @@ def main():
     ship = ratio(m("seqwrite", "epochfs-ship"), m("seqwrite", "epochfs-nj"))
     if ship is not None:
         goals.append(("shipping cost (store on vs --no-journal) on sequential writes <= 10 %", f"{(1 - ship) * 100:.1f} %", 1 - ship <= MAX_SHIPPING_COST))
+    for phase in ("randwrite", "seqwrite"):
+        r = ratio(m(phase, "epochfs"), m(phase, "epochfs-probe"))
+        if r is not None:
+            print(f"no capability probe per write ({phase}): epochfs / epochfs-probe {r:.2f}x")
     print("\nGoals (issues 2 and 9):")
     for label, got, ok in goals:
         print(f"  [{'met' if ok else 'MISSED'}] {label}: {got}")

@@ -12,7 +12,9 @@
 // JS has not armed the journal (degraded, held by a resync, closed), the fd is not registered (an
 // O_SYNC file), the path or volume name would need JSON escaping, the record would pass the
 // segment's limit (JS rotates; it also prepares the spare segment) or the byte budget (JS checks
-// --buffer-max), or the journal write itself failed (JS degrades the group). The record is
+// --buffer-max), the journal write itself failed (JS degrades the group), or the write must first
+// clear setuid/setgid bits the file has (JS journals that chmod, then the write: docs/ARCHITECTURE.md,
+// "Setuid, setgid and capabilities"). The record is
 // byte-for-byte the frame src/journal/record.ts writes for a write (format 2).
 #include "fastwrite.h"
 
@@ -178,9 +180,17 @@ static void mtime_at(uint64_t t, struct timespec times[2]) {
   times[1] = (struct timespec) { (time_t) (t / 1000000000u), (long) (t % 1000000000u) };
 }
 
+// Must the write first clear setuid/setgid bits of its file? Asked only when the kernel flagged the
+// request (a caller without CAP_FSETID): one fstat, local, instead of the kernel's FUSE round trip.
+// Under the journal's lock, so no chmod can come between the check and the write.
+static int has_privileges_to_drop(int fd) {
+  struct stat st;
+  return fstat(fd, &st) != 0 || (st.st_mode & (S_ISUID | S_ISGID)) != 0;
+}
+
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
-static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd) {
-  if (!journaling(j)) return FASTWRITE_FALLBACK;
+static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
+  if (!journaling(j) || (kill_suidgid && has_privileges_to_drop(fd))) return FASTWRITE_FALLBACK;
   uint64_t t = now_ns(j), seq;
   off_t at;
   char meta[META_MAX];
@@ -260,13 +270,13 @@ int fastunlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
   return r;
 }
 
-int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd) {
+int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
   char fh[FH_MAX];
   // offsets past 2^53 would not survive the meta's JSON number exactly: JS journals those as it can
   if (j == NULL || len > (1u << 24) || offset > (1LL << 53) || !handle_of(fd, fh)) return FASTWRITE_FALLBACK;
   if (!plain_json(path) || !plain_json(vol)) return FASTWRITE_FALLBACK;
   pthread_mutex_lock(&j->mu);
-  int r = locked_write(j, vol, path, fh, buf, len, offset, fd);
+  int r = locked_write(j, vol, path, fh, buf, len, offset, fd, kill_suidgid);
   if (r == FASTWRITE_FALLBACK) j->f[FW_fallbacks]++;
   pthread_mutex_unlock(&j->mu);
   return r;

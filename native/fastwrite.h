@@ -17,8 +17,9 @@ typedef struct fw_journal fw_journal;
 fw_journal *fastwrite_journal_of(napi_env env, napi_value ab);
 
 // Journals and applies one write of volume `vol` to backing fd `fd`: the bytes written or -errno,
-// or FASTWRITE_FALLBACK when it must be handled in JS (nothing was written then).
-int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd);
+// or FASTWRITE_FALLBACK when it must be handled in JS (nothing was written then). `kill_suidgid`:
+// the request asks the filesystem to clear setuid/setgid first (JS does, for a file that has them).
+int fastwrite(fw_journal *j, const char *vol, const char *path, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid);
 
 // Journals and applies the unlink of `path` (relative to backing root fd `root_fd`): 0 or -errno,
 // or FASTWRITE_FALLBACK when JS must (nothing was done then).

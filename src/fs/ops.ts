@@ -9,8 +9,8 @@
 // synchronously (they measured faster than a thread-pool hop); fsync and the journal's durability
 // wait are asynchronous. Each mutating handler does begin → apply (→ rollback on failure) in one synchronous turn,
 // so the journal order is exactly the order in which operations took effect.
-import { closeSync, fsync, fdatasync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
-import { Fuse, type Cb, type FuseOps } from '../native/fuse.js';
+import { closeSync, fsync, fdatasync, fstatSync, lstatSync, openSync, ftruncateSync, constants as C } from 'node:fs';
+import { Fuse, type Cb, type FuseCaller, type FuseOps } from '../native/fuse.js';
 import { AT_FDCWD, UTIME_NOW, fileHandle, nsToTimeSpec, type TimeSpec } from '../native/sys.js';
 import { CWD, applyPathRecord, createFile, ownerGid, stampTimes, under, writeAt } from '../journal/apply.js';
 import type { BackupMode } from '../group/backup-mode.js';
@@ -21,6 +21,7 @@ import { EOPNOTSUPP, fuseErrno } from './errno.js';
 import { fsPath } from '../native/names.js';
 import { nameChangedInC, serveWritesInC, stopServingWritesInC } from '../native/fastwrite.js';
 import type { Journal } from '../journal/journal.js';
+import { modeAfterKill } from './privileges.js';
 
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
 /** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
@@ -42,6 +43,10 @@ interface OpenFile {
 
 /** The directory the process is in, as serveInRoot last set it. */
 let currentDir: string | undefined;
+
+/** The caller of the operation being served, as the binding reported it when the operation arrived
+ *  (a held operation runs later, when the binding's context describes another request). */
+let caller: FuseCaller = { uid: 0, gid: 0, pid: 0, killSuidgid: false };
 
 /** Operations that arrived while mutations are held (see holdMutations), in arrival order. */
 let heldOps: (() => void)[] | undefined;
@@ -81,8 +86,9 @@ export function holdMutations(journal?: Journal): () => void {
 function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<FuseOps> {
   const wrapped: { [op: string]: unknown } = {};
   for (const [op, handler] of Object.entries(handlers)) {
-    wrapped[op] = (...args: unknown[]) => {
-      if (heldOps) return void heldOps.push(() => (wrapped[op] as (...a: unknown[]) => unknown)(...args));
+    const serve = (arrival: FuseCaller, args: unknown[]): unknown => {
+      if (heldOps) return void heldOps.push(() => serve(arrival, args));
+      caller = arrival;
       const dir = root();
       if (currentDir !== dir) {
         try {
@@ -95,6 +101,7 @@ function serveInRoot(root: () => string, handlers: Partial<FuseOps>): Partial<Fu
       }
       return (handler as (...a: unknown[]) => unknown)(...args);
     };
+    wrapped[op] = (...args: unknown[]) => serve(Fuse.context(), args);
   }
   return wrapped as Partial<FuseOps>;
 }
@@ -158,9 +165,20 @@ export class VolumeOps {
     cb(result < 0 ? result : 0);
   }
 
-  /** A mutating operation on a path: the record is built (it may need a syscall), journaled, applied. */
-  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void): void {
+  /** Runs `run` holding the journal's append lock, so no write served in C comes in between. */
+  private exclusively(run: () => void): void {
+    if (this.mode) this.mode.exclusive(run);
+    else run();
+  }
+
+  /**
+   * A mutating operation on a path: the record is built (it may need a syscall), journaled, applied.
+   * `first`, if given, runs before (a record of its own: dropPrivileges); its negative errno is the reply.
+   */
+  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void, first?: () => number): void {
     this.guarded(cb, () => {
+      const before = first?.() ?? 0;
+      if (before < 0) return before;
       const rec = makeRecord();
       const seq = this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
       if (seq >= 0) done?.(seq);
@@ -182,9 +200,28 @@ export class VolumeOps {
   }
 
   private newNodeOwner(path: string): { uid: number; gid: number } {
-    const ctx = Fuse.context();
     const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-    return { uid: ctx.uid, gid: ownerGid(under(CWD, parent), ctx.gid) };
+    return { uid: caller.uid, gid: ownerGid(under(CWD, parent), caller.gid) };
+  }
+
+  /**
+   * Clears the setuid/setgid bits that a write or truncate by the current caller must, when the
+   * kernel flagged its request (FUSE_HANDLE_KILLPRIV_V2; the rule: privileges.ts), journaled as the
+   * chmod it is, before the operation's own record. Call it holding the journal's lock (exclusively).
+   * 0, or a negative errno (the operation then fails without taking effect).
+   */
+  private dropPrivileges(path: string, fd?: number): number {
+    if (!caller.killSuidgid) return 0;
+    try {
+      const st = fd === undefined ? lstatSync(this.abs(path)) : fstatSync(fd);
+      const mode = st.mode & 0o7777;
+      const after = modeAfterKill(mode, st.gid, caller);
+      if (after === mode) return 0;
+      const rec: NewRecord = { op: 'chmod', t: nowNs(), path, mode: after };
+      return Math.min(0, this.mutate(rec, () => applyPathRecord(CWD, rec as Record)));
+    } catch (err) {
+      return fuseErrno(err);
+    }
   }
 
   readonly handlers: Partial<FuseOps> = serveInRoot(() => this.root, {
@@ -227,6 +264,8 @@ export class VolumeOps {
       let attempted = false;
       // one locked section: no write served in C may come between a failed whole and its part
       const journaled = (): void => {
+        seq = this.dropPrivileges(path, fd);
+        if (seq < 0) return;
         const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len), fh: this.files.get(fd)?.fh } as const;
         seq = this.mutate(rec, () => {
           attempted = true;
@@ -244,8 +283,7 @@ export class VolumeOps {
         }
       };
       try {
-        if (this.mode) this.mode.exclusive(journaled);
-        else journaled();
+        this.exclusively(journaled);
       } catch (err) {
         seq = fuseErrno(err);
       }
@@ -280,15 +318,22 @@ export class VolumeOps {
       Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
-    truncate: (path, size, cb) => this.pathOp(cb, () => ({ op: 'truncate', t: nowNs(), path, size, fh: this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined })),
+    truncate: (path, size, cb) => this.exclusively(() => this.pathOp(
+      cb,
+      () => ({ op: 'truncate', t: nowNs(), path, size, fh: this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined }),
+      undefined,
+      () => this.dropPrivileges(path),
+    )),
 
-    ftruncate: (path, fd, size, cb) => {
+    ftruncate: (path, fd, size, cb) => this.exclusively(() => this.guarded(cb, () => {
+      const dropped = this.dropPrivileges(path, fd);
+      if (dropped < 0) return dropped;
       const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh: this.files.get(fd)?.fh };
-      this.guarded(cb, () => this.mutate(rec, () => {
+      return this.mutate(rec, () => {
         ftruncateSync(fd, size);
         stampTimes(CWD, rec, fd);
-      }));
-    },
+      });
+    })),
 
     utimens: (path, atime, mtime, cb) => {
       const t = nowNs();

@@ -60,9 +60,19 @@ export interface FuseInstance {
   unmount(cb: (err: Error | null) => void): void;
 }
 
+export interface FuseCaller {
+  uid: number;
+  gid: number;
+  pid: number;
+  killSuidgid: boolean;
+}
+
 interface FuseClass {
   new (mnt: string, ops: Partial<FuseOps>, opts: FuseOptions): FuseInstance;
-  context(): { uid: number; gid: number; pid: number };
+  /** The caller of the request being handled (read it synchronously, at the start of the op):
+   *  `killSuidgid` when the kernel leaves clearing setuid/setgid to us (a write or truncate by a
+   *  caller without CAP_FSETID; FUSE_HANDLE_KILLPRIV_V2, docs/ARCHITECTURE.md "Setuid, setgid and capabilities"). */
+  context(): FuseCaller;
 }
 
 const require = createRequire(import.meta.url);
