@@ -171,14 +171,9 @@ export class VolumeOps {
     else run();
   }
 
-  /**
-   * A mutating operation on a path: the record is built (it may need a syscall), journaled, applied.
-   * `first`, if given, runs before (a record of its own: dropPrivileges); its negative errno is the reply.
-   */
-  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void, first?: () => number): void {
+  /** A mutating operation on a path: the record is built (it may need a syscall), journaled, applied. */
+  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void): void {
     this.guarded(cb, () => {
-      const before = first?.() ?? 0;
-      if (before < 0) return before;
       const rec = makeRecord();
       const seq = this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
       if (seq >= 0) done?.(seq);
@@ -211,17 +206,33 @@ export class VolumeOps {
    * 0, or a negative errno (the operation then fails without taking effect).
    */
   private dropPrivileges(path: string, fd?: number): number {
-    if (!caller.killSuidgid) return 0;
+    const by = caller;
+    if (!by.killSuidgid) return 0;
     try {
       const st = fd === undefined ? lstatSync(this.abs(path)) : fstatSync(fd);
       const mode = st.mode & 0o7777;
-      const after = modeAfterKill(mode, st.gid, caller);
+      const after = modeAfterKill(mode, st.gid, by);
       if (after === mode) return 0;
       const rec: NewRecord = { op: 'chmod', t: nowNs(), path, mode: after };
       return Math.min(0, this.mutate(rec, () => applyPathRecord(CWD, rec as Record)));
     } catch (err) {
       return fuseErrno(err);
     }
+  }
+
+  /** A truncate (of `fd`'s file, or of `path`'s): dropPrivileges, then its record, in one locked section. */
+  private truncateOp(cb: Cb, path: string, size: number, fd?: number): void {
+    this.exclusively(() => this.guarded(cb, () => {
+      const dropped = this.dropPrivileges(path, fd);
+      if (dropped < 0) return dropped;
+      const fh = fd !== undefined ? this.files.get(fd)?.fh : this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined;
+      const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh };
+      if (fd === undefined) return this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
+      return this.mutate(rec, () => {
+        ftruncateSync(fd, size);
+        stampTimes(CWD, rec, fd);
+      });
+    }));
   }
 
   readonly handlers: Partial<FuseOps> = serveInRoot(() => this.root, {
@@ -318,22 +329,8 @@ export class VolumeOps {
       Promise.all([backing, this.mode?.durable()]).then(() => cb(0), (err) => cb(fuseErrno(err)));
     },
 
-    truncate: (path, size, cb) => this.exclusively(() => this.pathOp(
-      cb,
-      () => ({ op: 'truncate', t: nowNs(), path, size, fh: this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined }),
-      undefined,
-      () => this.dropPrivileges(path),
-    )),
-
-    ftruncate: (path, fd, size, cb) => this.exclusively(() => this.guarded(cb, () => {
-      const dropped = this.dropPrivileges(path, fd);
-      if (dropped < 0) return dropped;
-      const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh: this.files.get(fd)?.fh };
-      return this.mutate(rec, () => {
-        ftruncateSync(fd, size);
-        stampTimes(CWD, rec, fd);
-      });
-    })),
+    truncate: (path, size, cb) => this.truncateOp(cb, path, size),
+    ftruncate: (path, fd, size, cb) => this.truncateOp(cb, path, size, fd),
 
     utimens: (path, atime, mtime, cb) => {
       const t = nowNs();

@@ -9,11 +9,10 @@
 // it on files it has not marked S_NOSEC and removes it with a REMOVEXATTR of its own.
 import { readFileSync } from 'node:fs';
 
-/** The caller of a request, as the binding reports it: its fsgid and its pid (for its other groups). */
-export interface Caller {
-  gid: number;
-  pid: number;
-}
+import type { FuseCaller } from '../native/fuse.js';
+
+/** What the rule needs of the caller: its fsgid, and its pid (for its other groups). */
+export type Caller = Pick<FuseCaller, 'gid' | 'pid'>;
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -36,8 +35,7 @@ export function groupsOf(pid: number): number[] {
  * are read only when the answer depends on them.
  */
 export function modeAfterKill(mode: number, fileGid: number, caller: Caller, groups: (pid: number) => number[] = groupsOf): number {
-  let after = mode;
-  if (mode & S_ISUID) after &= ~S_ISUID;
+  let after = mode & ~S_ISUID;
   if (mode & S_ISGID) {
     const inGroup = (): boolean => caller.gid === fileGid || groups(caller.pid).includes(fileGid);
     if (mode & S_IXGRP || !inGroup()) after &= ~S_ISGID;
