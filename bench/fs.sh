@@ -33,7 +33,9 @@
 #   QUICK=1           a smoke run of well under a minute
 #   TARGETS="native bindfs epochfs epochfs-nj epochfs-ship"   a subset, in this order; also
 #                     epochfs-probe: epochfs with EPOCHFS_NO_KILLPRIV_V2=1 (the kernel asks
-#                     security.capability before each write, as before that step of issue 9)
+#                     security.capability before each write, as before that step of issue 9);
+#                     epochfs-ship-copy: epochfs-ship with EPOCHFS_REF_WINDOW=0 (every write
+#                     journaled with its data, as before large writes went by reference)
 #   PHASES="seqwrite randwrite seqread meta"      a subset (seqread needs seqwrite before it)
 #   BENCH_TMP=/tmp    where the temp dir goes;  KEEP=1 keeps it (with state dirs) at the end
 #   RESULTS=path      raw results (TSV: round, target, phase, value); default a file in $BENCH_TMP
@@ -70,7 +72,7 @@ for cmd in fio bindfs node python3 umount; do command -v "$cmd" >/dev/null || di
 [[ -w /proc/sys/vm/drop_caches ]] || die "/proc/sys/vm/drop_caches is not writable"
 read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case $t in native|bindfs|epochfs|epochfs-nj|epochfs-ship|epochfs-probe) ;; *) die "unknown target $t" ;; esac
+  case $t in native|bindfs|epochfs|epochfs-nj|epochfs-ship|epochfs-probe|epochfs-ship-copy) ;; *) die "unknown target $t" ;; esac
 done
 for p in $PHASES; do
   case $p in seqwrite|randwrite|seqread|meta) ;; *) die "unknown phase $p" ;; esac
@@ -103,16 +105,17 @@ mount_target() {
       MOUNTED[$t]=$BINDFS_PID
       die "bindfs did not mount $m (see $WORK/bindfs.log)"
       ;;
-    epochfs | epochfs-nj | epochfs-ship | epochfs-probe)
-      local extra=() probe=
+    epochfs | epochfs-nj | epochfs-ship | epochfs-probe | epochfs-ship-copy)
+      local extra=() probe= window=
       [[ $t == epochfs-probe ]] && probe=1
+      [[ $t == epochfs-ship-copy ]] && window=0
       [[ $t == epochfs-nj ]] && extra=(--no-journal)
-      if [[ $t == epochfs-ship ]]; then
+      if [[ $t == epochfs-ship || $t == epochfs-ship-copy ]]; then
         [[ -d $WORK/$t/store ]] || node "$CLI" init --store "$WORK/$t/store" >/dev/null || die "cannot create the store of $t"
         extra=(--store "$WORK/$t/store" --epoch-interval 1s)
       fi
       MOUNTED[$t]=epochfs
-      EPOCHFS_NO_KILLPRIV_V2=$probe start_epochfs "$CLI" "$b" "$m" "$s" "${extra[@]}" || die "epochfs did not mount $m"
+      EPOCHFS_NO_KILLPRIV_V2=$probe EPOCHFS_REF_WINDOW=${window:-${EPOCHFS_REF_WINDOW:-}} start_epochfs "$CLI" "$b" "$m" "$s" "${extra[@]}" || die "epochfs did not mount $m"
       ;;
   esac
 }

@@ -11,7 +11,7 @@ rounds, the ratio epochfs/bindfs, the ratio journal/no-journal and the journal's
 import statistics
 import sys
 
-TARGETS = ["native", "bindfs", "epochfs", "epochfs-nj", "epochfs-ship", "epochfs-probe"]
+TARGETS = ["native", "bindfs", "epochfs", "epochfs-nj", "epochfs-ship", "epochfs-probe", "epochfs-ship-copy"]
 TARGET_TITLES = {
     "native": "native",
     "bindfs": "bindfs",
@@ -19,6 +19,7 @@ TARGET_TITLES = {
     "epochfs-nj": "epochfs --no-journal",
     "epochfs-ship": "epochfs + store, 1 s epochs",
     "epochfs-probe": "epochfs, kernel's capability probe",
+    "epochfs-ship-copy": "epochfs + store, no writes by reference",
 }
 PHASES = [
     ("seqwrite", "MB/s", "seq write 1 MiB + end_fsync"),
@@ -146,6 +147,10 @@ def main():
     ship = ratio(m("seqwrite", "epochfs-ship"), m("seqwrite", "epochfs-nj"))
     if ship is not None:
         goals.append(("shipping cost (store on vs --no-journal) on sequential writes <= 10 %", f"{(1 - ship) * 100:.1f} %", 1 - ship <= MAX_SHIPPING_COST))
+    for phase in ("seqwrite", "randwrite"):
+        r = ratio(m(phase, "epochfs-ship"), m(phase, "epochfs-ship-copy"))
+        if r is not None:
+            print(f"large writes by reference ({phase}): epochfs-ship / epochfs-ship-copy {r:.2f}x")
     for phase in ("randwrite", "seqwrite"):
         r = ratio(m(phase, "epochfs"), m(phase, "epochfs-probe"))
         if r is not None:

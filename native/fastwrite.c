@@ -36,27 +36,40 @@
   X(nextSeq) X(offset) X(limit) X(budget) X(records) X(bytes) X(fd) X(preallocated) \
   X(armed) X(held) X(broken) X(writes) X(fallbacks) \
   X(durable) X(rotations) X(rotationsSynced) X(synced) X(required) X(syncFailed) X(syncErrno) \
-  X(fsyncs) X(fsyncFallbacks) X(syncCalls) X(faultSyncAt) X(unlinks) X(unlinkFallbacks)
+  X(fsyncs) X(fsyncFallbacks) X(syncCalls) X(faultSyncAt) X(unlinks) X(unlinkFallbacks) \
+  X(refWindow) X(refMin) X(unread) X(refAt) X(journalOnlyAt) X(refWrites) X(refEntries)
 #define FW_ENUM(name) FW_##name,
 enum { FW_FIELDS(FW_ENUM) FW_NFIELDS };
 // The operation clock (src/util/clock.ts): JS's anchors, and the last time given to a record here.
 enum { FW_ANCHOR_WALL, FW_ANCHOR_MONO, FW_LAST_T, FW_NCLOCK };
 
+#define FRAME_HEADER 8 // u32 body length, u32 crc32 of the body
+#define BODY_FIXED 13  // u64 seq, u8 opcode, u32 meta length
+#define OP_WRITE 0  // opcodes of src/journal/record.ts (OPCODES)
+#define OP_UNLINK 7
+#define OP_WREF 20
+#define OP_PRE 21
+#define META_MAX (PATH_MAX + 512)
+#define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
+
+// A range of a file written by reference whose bytes the shipper has not read yet (see "refs").
+typedef struct {
+  char fh[FH_MAX];
+  double off, end; // [off, end)
+  double seq;      // the last wref record in it
+} fw_ref;
+
 struct fw_journal {
   double f[FW_NFIELDS];
   uint64_t clock[FW_NCLOCK];
+  fw_ref *refs;            // the unread references (under mu); f[unread] is the sum of their lengths
+  int nrefs, caprefs;
   pthread_mutex_t mu;      // the append mutex (f[] is written under it)
   pthread_mutex_t sync_mu; // the group commit of fsyncs served here: one fdatasync at a time
   pthread_cond_t synced_cv;
   int syncing;
 };
 
-#define FRAME_HEADER 8 // u32 body length, u32 crc32 of the body
-#define BODY_FIXED 13  // u64 seq, u8 opcode, u32 meta length
-#define OP_WRITE 0  // opcodes of src/journal/record.ts (OPCODES)
-#define OP_UNLINK 7
-#define META_MAX (PATH_MAX + 512)
-#define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
 
 // Registered backing fds: its file handle in hex ("" when it has none), and the record at which
 // the name of its file last changed (BackingSync.nameChanged; -1: its fsyncs always go to JS).
@@ -162,6 +175,121 @@ static int journaling(fw_journal *j) {
   return j->f[FW_armed] != 0 && j->f[FW_held] == 0 && j->f[FW_broken] == 0;
 }
 
+// --- refs: large writes journaled by reference (docs/ARCHITECTURE.md, "Large writes by reference")
+//
+// A write of at least refMin bytes is journaled as a `wref` record (path, range, CRC-32, handle)
+// without its data, which only the backing file then holds, while the unread bytes stay within
+// refWindow (0: never; JS sets it when the group ships to a store). Its range is kept here as
+// unread until the shipper has read it (JS calls fastwrite_refs_read with the shipper's progress).
+// An operation that would change unread bytes goes to JS, which first journals their pre-images
+// (`pre` records, taken out of the table with fastwrite_refs_take), so the shipper can still read
+// the bytes as they were written. Durability: a write by reference is made only while no fsync since
+// the last backing sync point was answered by the journal alone (journalOnlyAt), and after one
+// (refAt) no fsync is until the next sync point: so the redo after a power loss never needs the
+// files written by reference, and leaves them as they are (src/journal/redo.ts).
+
+#define REF_MERGE_MAX (8.0 * 1024 * 1024) // a range grows by contiguous writes up to this much
+
+static int ref_overlaps(const fw_ref *r, const char *fh, double off, double end) {
+  return r->off < end && off < r->end && strcmp(r->fh, fh) == 0;
+}
+
+// Does any unread range of file `fh` intersect [off, end)?
+static int refs_overlap(fw_journal *j, const char *fh, double off, double end) {
+  if (j->nrefs == 0) return 0;
+  for (int i = 0; i < j->nrefs; i++) if (ref_overlaps(&j->refs[i], fh, off, end)) return 1;
+  return 0;
+}
+
+static void refs_remove_at(fw_journal *j, int i) {
+  j->refs[i] = j->refs[--j->nrefs];
+}
+
+static int refs_push(fw_journal *j, const char *fh, double off, double end, double seq) {
+  if (j->nrefs == j->caprefs) {
+    int cap = j->caprefs ? 2 * j->caprefs : 64;
+    fw_ref *grown = realloc(j->refs, (size_t) cap * sizeof(fw_ref));
+    if (grown == NULL) return 0;
+    j->refs = grown;
+    j->caprefs = cap;
+  }
+  fw_ref *r = &j->refs[j->nrefs++];
+  strcpy(r->fh, fh);
+  r->off = off;
+  r->end = end;
+  r->seq = seq;
+  return 1;
+}
+
+// Range [off, end) of `fh` was written by record `seq`: unread from now on. 0 if it could not be kept.
+static int refs_add(fw_journal *j, const char *fh, double off, double end, double seq) {
+  for (int i = j->nrefs - 1; i >= 0 && i >= j->nrefs - 4; i--) {
+    fw_ref *r = &j->refs[i];
+    if (r->end == off && r->end - r->off < REF_MERGE_MAX && strcmp(r->fh, fh) == 0) {
+      r->end = end;
+      r->seq = seq;
+      j->f[FW_unread] += end - off;
+      return 1;
+    }
+  }
+  if (!refs_push(j, fh, off, end, seq)) return 0;
+  j->f[FW_unread] += end - off;
+  j->f[FW_refEntries] = j->nrefs;
+  return 1;
+}
+
+// Takes the unread parts of [off, end) of `fh` out of the table: at most `max` pieces into
+// out[2i], out[2i+1]; returns how many (the caller journals their pre-images).
+static int refs_take(fw_journal *j, const char *fh, double off, double end, double *out, int max) {
+  int n = 0;
+  for (int i = 0; i < j->nrefs && n < max;) {
+    fw_ref *r = &j->refs[i];
+    if (!ref_overlaps(r, fh, off, end)) {
+      i++;
+      continue;
+    }
+    double from = r->off > off ? r->off : off, to = r->end < end ? r->end : end;
+    out[2 * n] = from;
+    out[2 * n + 1] = to;
+    n++;
+    j->f[FW_unread] -= to - from;
+    double right = r->end;
+    if (from > r->off && to < right) {
+      // the middle goes: the right part becomes a range of its own
+      r->end = from;
+      if (!refs_push(j, fh, to, right, j->refs[i].seq)) j->f[FW_unread] -= right - to; // (never read back: its captures are lost, the CRC says so)
+      i++;
+    } else if (from > r->off) {
+      r->end = from;
+      i++;
+    } else if (to < right) {
+      r->off = to;
+      i++;
+    } else refs_remove_at(j, i);
+  }
+  j->f[FW_refEntries] = j->nrefs;
+  return n;
+}
+
+// The shipper has read every reference up to record `seq`.
+static void refs_read(fw_journal *j, double seq) {
+  for (int i = 0; i < j->nrefs;) {
+    if (j->refs[i].seq <= seq) {
+      j->f[FW_unread] -= j->refs[i].end - j->refs[i].off;
+      refs_remove_at(j, i);
+    } else i++;
+  }
+  if (j->nrefs == 0) j->f[FW_unread] = 0;
+  j->f[FW_refEntries] = j->nrefs;
+}
+
+// May this write be journaled by reference (with the journal locked)?
+static int by_reference(fw_journal *j, const char *fh, size_t len) {
+  double synced = j->f[FW_synced];
+  return fh[0] != 0 && j->f[FW_refWindow] > 0 && (double) len >= j->f[FW_refMin] &&
+         j->f[FW_unread] + (double) len <= j->f[FW_refWindow] && j->f[FW_journalOnlyAt] <= synced;
+}
+
 // The record of an operation C is about to apply, with the journal locked: its frame's length, or
 // 0 when JS must serve the operation (the segment's limit, the byte budget, a failed append, which
 // JS then meets itself and degrades on). Sets *seq and *at for appended() or void_at().
@@ -188,25 +316,45 @@ static int has_privileges_to_drop(int fd) {
   return fstat(fd, &st) != 0 || (st.st_mode & (S_ISUID | S_ISGID)) != 0;
 }
 
+static int write_meta(char *meta, uint64_t t, const char *path, off_t offset, const char *fh, const char *vol) {
+  return snprintf(meta, META_MAX, "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"offset\":%" PRId64 "%s%s%s,\"vol\":\"%s\"}",
+                  t, path, (int64_t) offset, fh[0] ? ",\"fh\":\"" : "", fh, fh[0] ? "\"" : "", vol);
+}
+
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
 static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
   if (!journaling(j) || (kill_suidgid && has_privileges_to_drop(fd))) return FASTWRITE_FALLBACK;
+  // bytes the shipper has not read yet: JS journals their pre-images first
+  if (refs_overlap(j, fh, (double) offset, (double) offset + (double) len)) return FASTWRITE_FALLBACK;
   uint64_t t = now_ns(j), seq;
   off_t at;
   char meta[META_MAX];
-  int meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"offset\":%" PRId64 "%s%s%s,\"vol\":\"%s\"}",
-                          t, path, (int64_t) offset, fh[0] ? ",\"fh\":\"" : "", fh, fh[0] ? "\"" : "", vol);
-  size_t frame = begin_record(j, OP_WRITE, meta, meta_len, buf, len, &seq, &at);
+  int by_ref = by_reference(j, fh, len);
+  int meta_len;
+  size_t frame;
+  if (by_ref) {
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *) buf, (uInt) len);
+    meta_len = snprintf(meta, sizeof(meta), "{\"t\":\"%" PRIu64 "\",\"path\":\"%s\",\"offset\":%" PRId64 ",\"length\":%zu,\"crc\":%lu,\"fh\":\"%s\",\"vol\":\"%s\"}",
+                        t, path, (int64_t) offset, len, (unsigned long) crc, fh, vol);
+    frame = begin_record(j, OP_WREF, meta, meta_len, NULL, 0, &seq, &at);
+  } else {
+    meta_len = write_meta(meta, t, path, offset, fh, vol);
+    frame = begin_record(j, OP_WRITE, meta, meta_len, buf, len, &seq, &at);
+  }
   if (frame == 0) return FASTWRITE_FALLBACK;
   ssize_t n = pwrite(fd, buf, len, offset);
   int err = n < 0 ? errno : ENOSPC; // nothing written and no error: a full disk, as JS's ShortWrite
   size_t took = n < 0 ? 0 : (size_t) n;
   if (took < len) {
-    // Journal the part that took effect (a full backing disk). None may have, and yet the attempt
-    // changed the mtime (the kernel sets it before it copies): the record of no bytes sets it to t
-    // here and in replay alike. Its frame is shorter than the one voided, so the space is there.
+    // Journal the part that took effect (a full backing disk), with its data. None may have, and
+    // yet the attempt changed the mtime (the kernel sets it before it copies): the record of no
+    // bytes sets it to t here and in replay alike. A write record of `took` bytes is shorter than
+    // the data record voided; a reference's frame may be shorter: then the limit is checked again.
     void_at(j, at, frame);
-    frame = append_record(j, seq, OP_WRITE, meta, meta_len, buf, took);
+    by_ref = 0;
+    meta_len = write_meta(meta, t, path, offset, fh, vol);
+    size_t part = FRAME_HEADER + BODY_FIXED + meta_len + took;
+    frame = at + (off_t) part <= (off_t) j->f[FW_limit] ? append_record(j, seq, OP_WRITE, meta, meta_len, buf, took) : 0;
     if (frame == 0) j->f[FW_broken] = 1; // in effect but not journaled: JS degrades the group (BackupMode.begin)
   }
   struct timespec times[2];
@@ -216,9 +364,21 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     void_at(j, at, frame);
     return -e;
   }
+  if (frame > 0 && by_ref && !refs_add(j, fh, (double) offset, (double) offset + (double) len, (double) seq)) {
+    // no memory for the table: as a data record instead (it is the same seq, still unpublished)
+    void_at(j, at, frame);
+    meta_len = write_meta(meta, t, path, offset, fh, vol);
+    frame = append_record(j, seq, OP_WRITE, meta, meta_len, buf, len);
+    by_ref = 0;
+    if (frame == 0) j->f[FW_broken] = 1;
+  }
   if (frame > 0) {
     appended(j, seq, at, frame);
     j->f[FW_writes]++;
+    if (by_ref) {
+      j->f[FW_refAt] = (double) seq;
+      j->f[FW_refWrites]++;
+    }
   }
   return took == 0 && len > 0 ? -err : (int) took;
 }
@@ -239,7 +399,8 @@ static int parent_of(const char *rel, char *parent, size_t size) {
 }
 
 static int locked_unlink(fw_journal *j, const char *vol, int root_fd, const char *path) {
-  if (!journaling(j)) return FASTWRITE_FALLBACK;
+  // the file may hold bytes the shipper has not read: JS journals their pre-images first
+  if (!journaling(j) || j->nrefs > 0) return FASTWRITE_FALLBACK;
   const char *rel = path + 1;
   char parent[PATH_MAX];
   if (rel[0] == 0 || !parent_of(rel, parent, sizeof(parent))) return FASTWRITE_FALLBACK;
@@ -342,9 +503,11 @@ int fastfsync(fw_journal *j, int fd, int datasync) {
   pthread_mutex_lock(&j->mu);
   // BackingSync.journalOnly: the redo after a power loss would bring the file's writes back
   double synced = j->f[FW_synced];
+  // and no write by reference since the sync point, whose bytes only the backing files hold ("refs")
   int ok = journaling(j) && j->f[FW_syncFailed] == 0 &&
-           synced >= 0 && synced >= j->f[FW_required] && synced >= name_changed;
+           synced >= 0 && synced >= j->f[FW_required] && synced >= name_changed && synced >= j->f[FW_refAt];
   double target = j->f[FW_nextSeq] - 1;
+  if (ok && target > j->f[FW_journalOnlyAt]) j->f[FW_journalOnlyAt] = target; // no write by reference until a sync point passes it
   if (!ok) j->f[FW_fsyncFallbacks]++;
   pthread_mutex_unlock(&j->mu);
   if (!ok) return FASTWRITE_FALLBACK;
@@ -460,6 +623,72 @@ static napi_value fw_name_changed(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// --- refs, for JS: each called holding the journal's lock (Journal.exclusive)
+
+static fw_journal *refs_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, char *fh) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fw_journal *j = argc < want ? NULL : fastwrite_journal_of(env, argv[0]);
+  if (j == NULL) {
+    napi_throw_type_error(env, NULL, "fastwrite refs: bad arguments");
+    return NULL;
+  }
+  if (fh != NULL) {
+    size_t n;
+    if (napi_get_value_string_utf8(env, argv[1], fh, FH_MAX, &n) != napi_ok || n >= FH_MAX - 1) {
+      napi_throw_type_error(env, NULL, "fastwrite refs: not a file handle");
+      return NULL;
+    }
+  }
+  return j;
+}
+
+static double arg_double(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+// fastwrite_refs_take(journal, fh, from, to): [from0, to0, from1, to1, ...], the unread parts of
+// [from, to) of file fh, now out of the table (their pre-images are the caller's to journal)
+static napi_value fw_refs_take(napi_env env, napi_callback_info info) {
+  napi_value argv[4], out, v;
+  char fh[FH_MAX];
+  fw_journal *j = refs_args(env, info, 4, argv, fh);
+  if (j == NULL) return NULL;
+  double pieces[2 * 64];
+  napi_create_array(env, &out);
+  uint32_t k = 0;
+  for (int n; (n = refs_take(j, fh, arg_double(env, argv[2]), arg_double(env, argv[3]), pieces, 64)) > 0;) {
+    for (int i = 0; i < 2 * n; i++) {
+      napi_create_double(env, pieces[i], &v);
+      napi_set_element(env, out, k++, v);
+    }
+    if (n < 64) break;
+  }
+  return out;
+}
+
+// fastwrite_refs_add(journal, fh, from, to, seq): a reference of record seq is unread (a restart
+// finds it in the journal)
+static napi_value fw_refs_add(napi_env env, napi_callback_info info) {
+  napi_value argv[5], ok;
+  char fh[FH_MAX];
+  fw_journal *j = refs_args(env, info, 5, argv, fh);
+  if (j == NULL) return NULL;
+  napi_get_boolean(env, refs_add(j, fh, arg_double(env, argv[2]), arg_double(env, argv[3]), arg_double(env, argv[4])) != 0, &ok);
+  return ok;
+}
+
+// fastwrite_refs_read(journal, seq): the shipper has read every reference up to record seq
+// (Infinity: forget them all, as when the group degrades)
+static napi_value fw_refs_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  fw_journal *j = refs_args(env, info, 2, argv, NULL);
+  if (j != NULL) refs_read(j, arg_double(env, argv[1]));
+  return NULL;
+}
+
 #define FW_NAME(name) #name,
 static const char *field_names[] = { FW_FIELDS(FW_NAME) };
 
@@ -492,5 +721,11 @@ void fastwrite_exports(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fastwrite_fd", fn);
   napi_create_function(env, "fastwrite_name_changed", NAPI_AUTO_LENGTH, fw_name_changed, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_name_changed", fn);
+  napi_create_function(env, "fastwrite_refs_take", NAPI_AUTO_LENGTH, fw_refs_take, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_refs_take", fn);
+  napi_create_function(env, "fastwrite_refs_add", NAPI_AUTO_LENGTH, fw_refs_add, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_refs_add", fn);
+  napi_create_function(env, "fastwrite_refs_read", NAPI_AUTO_LENGTH, fw_refs_read, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_refs_read", fn);
   napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));
 }

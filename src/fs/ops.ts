@@ -22,6 +22,7 @@ import { fsPath } from '../native/names.js';
 import { nameChangedInC, serveWritesInC, stopServingWritesInC } from '../native/fastwrite.js';
 import type { Journal } from '../journal/journal.js';
 import { modeAfterKill } from './privileges.js';
+import { TO_END } from '../group/write-refs.js';
 
 const SYNC_FLAGS = C.O_SYNC | C.O_DSYNC;
 /** Open flags the backing fd must not carry: creation and truncation arrive as their own operations,
@@ -171,14 +172,18 @@ export class VolumeOps {
     else run();
   }
 
-  /** A mutating operation on a path: the record is built (it may need a syscall), journaled, applied. */
-  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void): void {
-    this.guarded(cb, () => {
+  /**
+   * A mutating operation on a path: the record is built (it may need a syscall), journaled, applied,
+   * in one locked section with `before` (pre-images of what it removes).
+   */
+  private pathOp(cb: Cb, makeRecord: () => NewRecord, done?: (seq: number) => void, before?: () => void): void {
+    this.exclusively(() => this.guarded(cb, () => {
+      before?.();
       const rec = makeRecord();
       const seq = this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
       if (seq >= 0) done?.(seq);
       return seq;
-    });
+    }));
   }
 
   /** A rename or link of `path` is about to happen: once it did (record `seq`), its file's name is not on the disk until the next sync point. */
@@ -220,11 +225,33 @@ export class VolumeOps {
     }
   }
 
+  /**
+   * Before an operation changes bytes [from, to) of `fd`'s file (or `path`'s): the pre-images of
+   * those written by reference and not read by the shipper yet (src/group/write-refs.ts). Call it
+   * holding the journal's lock, before the operation's record.
+   */
+  private preserve(path: string, from: number, to: number, fd?: number): void {
+    if (!this.mode?.refs.any) return;
+    const fh = fd !== undefined ? this.files.get(fd)?.fh : fileHandle(AT_FDCWD, under(CWD, path));
+    // the fd may be write-only: its file is opened again to be read
+    const open = () => openSync(fd !== undefined ? `/proc/self/fd/${fd}` : this.abs(path), C.O_RDONLY | (fd !== undefined ? 0 : C.O_NOFOLLOW));
+    this.mode.preImages(this.vol, fh, from, to, open);
+  }
+
+  /** The last name of a regular file is about to go (an unlink, a rename over it): all of it is preserved. */
+  private preserveVictim(path: string, survivor?: string): void {
+    if (!this.mode?.refs.any) return;
+    const st = this.lstatOrUndefined(path);
+    if (!st?.isFile() || st.nlink > 1 || (survivor !== undefined && this.lstatOrUndefined(survivor)?.ino === st.ino)) return;
+    this.preserve(path, 0, TO_END);
+  }
+
   /** A truncate (of `fd`'s file, or of `path`'s): dropPrivileges, then its record, in one locked section. */
   private truncateOp(cb: Cb, path: string, size: number, fd?: number): void {
     this.exclusively(() => this.guarded(cb, () => {
       const dropped = this.dropPrivileges(path, fd);
       if (dropped < 0) return dropped;
+      this.preserve(path, size, TO_END, fd);
       const fh = fd !== undefined ? this.files.get(fd)?.fh : this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined;
       const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh };
       if (fd === undefined) return this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
@@ -277,6 +304,7 @@ export class VolumeOps {
       const journaled = (): void => {
         seq = this.dropPrivileges(path, fd);
         if (seq < 0) return;
+        this.preserve(path, pos, pos + len, fd);
         const rec = { op: 'write', t: nowNs(), path, offset: pos, data: buf.subarray(0, len), fh: this.files.get(fd)?.fh } as const;
         seq = this.mutate(rec, () => {
           attempted = true;
@@ -360,11 +388,11 @@ export class VolumeOps {
       const changed = this.nameChange(src);
       this.pathOp(cb, () => ({ op: 'link', t: nowNs(), path: src, dest }), changed);
     },
-    unlink: (path, cb) => this.pathOp(cb, () => ({ op: 'unlink', t: nowNs(), path })),
+    unlink: (path, cb) => this.pathOp(cb, () => ({ op: 'unlink', t: nowNs(), path }), undefined, () => this.preserveVictim(path)),
     rmdir: (path, cb) => this.pathOp(cb, () => ({ op: 'rmdir', t: nowNs(), path })),
     rename: (src, dest, cb) => {
       const changed = this.nameChange(src);
-      this.pathOp(cb, () => ({ op: 'rename', t: nowNs(), path: src, dest }), changed);
+      this.pathOp(cb, () => ({ op: 'rename', t: nowNs(), path: src, dest }), changed, () => this.preserveVictim(dest, src));
     },
 
     setxattr: (path, name, value, _position, flags, cb) =>

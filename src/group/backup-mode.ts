@@ -13,6 +13,7 @@ import type { Journal, Pending } from '../journal/journal.js';
 import type { NewRecord } from '../journal/record.js';
 import { DirtySet, type VolumePlan } from './dirty-set.js';
 import type { BackingSync } from './backing-sync.js';
+import { WriteRefs } from './write-refs.js';
 
 export type ModeState = 'normal' | 'degraded' | 'resyncing';
 
@@ -50,6 +51,8 @@ export class BackupMode {
   backingSync?: BackingSync;
   /** the last record journaled before the group degraded */
   private lastJournaled = 0;
+  /** large writes journaled by reference (write-refs.ts) */
+  readonly refs: WriteRefs;
 
   constructor(
     private readonly journal: Journal,
@@ -60,7 +63,9 @@ export class BackupMode {
     private readonly log: (m: string) => void,
     /** the volumes attached now */
     private readonly attached: () => { name: string; backing: string }[],
-  ) {}
+  ) {
+    this.refs = new WriteRefs(journal, stateDir);
+  }
 
   get reason(): string | null {
     return this.reasonText;
@@ -138,6 +143,20 @@ export class BackupMode {
       this.degrade('a write took effect but could not be journaled (the state disk failed)', { full: true, freeReserve: true });
     }
     return this.state === 'normal';
+  }
+
+  /**
+   * Before an operation changes bytes [from, to) of file `fh` (`open`: a readable fd of it): the
+   * pre-images of those the shipper has not read yet (write-refs.ts). Call holding the lock.
+   */
+  preImages(vol: string, fh: string | undefined, from: number, to: number, open: () => number): void {
+    if (fh === undefined || this.state !== 'normal' || !this.refs.any) return;
+    try {
+      this.refs.preImages(vol, fh, from, to, open, (rec) => void this.begin(rec));
+    } catch (err) {
+      // the operation goes on: the shipper finds the reference lost, and the group resyncs (EREFLOST)
+      this.log(`cannot keep the bytes of volume ${vol} that a write by reference left unread: ${(err as Error).message}`);
+    }
   }
 
   /** Runs `fn` holding the journal's append lock (a JS write's part journaled after its failed whole). */
@@ -271,6 +290,7 @@ export class BackupMode {
 
   /** An epoch at `seq` is stored: once it covers the resync, the degraded flag goes. */
   shipped(seq: number): void {
+    this.refs.read(seq);
     if (this.unconfirmed === undefined || seq < this.unconfirmed || this.state !== 'normal') return;
     this.unconfirmed = undefined;
     this.journal.delState(STATE_KEY, { sync: true }).catch((err) => this.log(`cannot clear the degraded mode: ${err.message}`));

@@ -23,6 +23,7 @@ import { journalRemoval, loadGroupVolumes, saveGroupVolumes } from './members.js
 import { BackupMode } from './backup-mode.js';
 import { BackingSync } from './backing-sync.js';
 import { redoWrites } from '../journal/redo.js';
+import { refWindowOf } from './write-refs.js';
 import { Resyncer } from './resync.js';
 import { BaseReader } from './base-reader.js';
 
@@ -130,7 +131,10 @@ export class GroupDaemon {
         d.mode = await d.makeMode(journal, bufferMax, distrust);
         d.backingSync.start();
       }
-      if (opts.store && journal) await d.startShipping(journal);
+      if (opts.store && journal) {
+        await d.startShipping(journal);
+        d.mode!.refs.enable(refWindowOf(process.env, opts.log));
+      }
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));
       registerGroup({ pid: process.pid, group: opts.group, stateDir: opts.stateDir, socket, store: opts.store });
@@ -172,7 +176,8 @@ export class GroupDaemon {
         ? (shipper.health.state === 'stopped' ? null : this.baseReader?.notNow ?? null) // stopped: its epochs say why
         : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
       onShipped: (seq) => mode.shipped(seq),
-      onFailed: (err) => (err as { code?: string }).code === 'ERESYNC' && mode.degrade(err.message, { full: true }),
+      // a shadow that cannot reach the barrier exactly (a reference lost): only a full resync helps
+      onFailed: (err) => ['ERESYNC', 'EREFLOST'].includes((err as { code?: string }).code ?? '') && mode.degrade(err.message, { full: true }),
       trimTo: () => this.backingSync?.synced ?? Infinity,
     });
     this.scheduler.start(opts.epochIntervalMs);
@@ -217,7 +222,7 @@ export class GroupDaemon {
   private static async redo(stateDir: string, journal: Journal, log: (m: string) => void): Promise<string | undefined> {
     try {
       const stats = await redoWrites(stateDir, journal, (vol) => journal.getState(`volume:${vol}`));
-      if (stats) log(`redo after a power loss: ${stats.redone} writes after backing sync point ${stats.from} done again, ${stats.stale} of files gone since`);
+      if (stats) log(`redo after a power loss: ${stats.redone} writes after backing sync point ${stats.from} done again, ${stats.stale} of files gone since, ${stats.byReference} of files written by reference left as they are`);
       return undefined;
     } catch (err) {
       log(`redo after a power loss failed: ${(err as Error).message}`);
@@ -388,7 +393,7 @@ export class GroupDaemon {
       bases: this.baseReader?.status() ?? null,
       buffer: this.mode && s ? { used: s.unshippedBytes, max: this.mode.bufferMax } : null,
       journal: j ? {
-        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, ...j.servedInC,
+        lastSeq: j.lastSeq, durableSeq: j.lastDurableSeq, records: j.appendedRecords, bytes: j.appendedBytes, ...j.servedInC, byReference: this.mode?.refs.status ?? null,
         failedMarkers: this.failedMarkers + (s?.failedBarriers ?? 0), failedRotations: j.rotationFailures,
         backingSyncedSeq: this.backingSync?.synced ?? null, backingSyncError: this.backingSync?.lastError ?? null, fsyncs: this.backingSync ? { ...this.backingSync.fsyncs, journalOnly: this.backingSync.fsyncs.journalOnly + j.servedInC.fsyncsInC.served } : null,
       } : null,

@@ -138,10 +138,12 @@ export class DirtySet {
   /** Call after `rec`'s operation took effect on the live volume without being journaled. */
   note(rec: NewRecord): void {
     switch (rec.op) {
-      case 'write': {
-        if (rec.data.length === 0) return this.mark(rec.path, { chunks: [] });
+      case 'write':
+      case 'wref': {
+        const length = rec.op === 'write' ? rec.data.length : rec.length;
+        if (length === 0) return this.mark(rec.path, { chunks: [] });
         const first = Math.floor(rec.offset / RESYNC_CHUNK);
-        const last = Math.floor((rec.offset + rec.data.length - 1) / RESYNC_CHUNK);
+        const last = Math.floor((rec.offset + length - 1) / RESYNC_CHUNK);
         return this.mark(rec.path, { chunks: Array.from({ length: last - first + 1 }, (_, i) => first + i) });
       }
       case 'truncate':

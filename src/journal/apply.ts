@@ -194,6 +194,8 @@ function applyOnce(root: string, abs: string, rec: NewRecord): void {
     case 'remove':
     case 'unclean':
     case 'barrier':
+    case 'pre': // a pre-image changes nothing
+    case 'wref': // its bytes are in the file already (or were never acknowledged: see refs.ts)
       return;
   }
 }

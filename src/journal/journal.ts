@@ -14,9 +14,9 @@ import { FastWriteState } from '../native/fastwrite.js';
 import { encodeRecord, frameLength, type NewRecord, type Record } from './record.js';
 import { SEGMENT_HEADER, SPARE_NAME, SegmentWriter, parseSegmentName, prepareSpare, scanSegment, segmentPath, segmentTail, zeroHeader } from './segment.js';
 
-export const JOURNAL_FORMAT = 2;
-/** Formats this epochfs opens (format 1 lacks only the optional `fh` and state:backingSynced). */
-const READABLE_FORMATS = [1, 2];
+export const JOURNAL_FORMAT = 3;
+/** Formats this epochfs opens (format 1 lacks only the optional `fh` and state:backingSynced; format 2, the `wref` and `pre` records). */
+const READABLE_FORMATS = [1, 2, 3];
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
 
 export interface JournalOpenResult {
@@ -289,7 +289,11 @@ export class Journal {
 
   /** From now on every write goes to JS (degraded, closing). */
   disarmWritesInC(): void {
-    this.exclusive(() => this.fast.set('armed', 0));
+    this.exclusive(() => {
+      this.fast.set('armed', 0);
+      // unjournaled changes take no pre-images: the references not read yet are the resync's to correct
+      this.fast.refsRead(Infinity);
+    });
   }
 
   /** While held (a resync's last round), no write takes effect in C; they wait in JS with the rest. */

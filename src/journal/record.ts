@@ -1,4 +1,4 @@
-// Journal records: what each mutating operation carries, and their binary frame (format v2,
+// Journal records: what each mutating operation carries, and their binary frame (format v3,
 // specified in docs/ARCHITECTURE.md, "Journal format"). A journal belongs to a consistency group:
 // `vol` names the volume a record is about. Paths are relative to that volume's root and start
 // with '/'. `t` is the operation time in nanoseconds: the daemon sets the mtime of every inode
@@ -37,6 +37,9 @@ export type Record = Base &
     | { op: 'barrier' }
     | { op: 'umount'; vol: string }
     | { op: 'remove'; vol: string }
+    // format 3: a large write by reference (its bytes are in the file, not here), and a pre-image
+    | { op: 'wref'; path: string; offset: number; length: number; crc: number; fh: string }
+    | { op: 'pre'; fh: string; offset: number; data: Buffer }
   );
 
 export type Op = Record['op'];
@@ -47,7 +50,7 @@ export type NewRecord = Record extends infer R ? (R extends Record ? Omit<R, 'se
 const OPCODES: readonly Op[] = [
   'write', 'truncate', 'create', 'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir',
   'rename', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'mount', 'unclean', 'barrier', 'umount',
-  'remove',
+  'remove', 'wref', 'pre',
 ];
 const OPCODE_OF = new Map(OPCODES.map((op, i) => [op, i]));
 
@@ -55,7 +58,7 @@ export const FRAME_HEADER = 8; // u32 body length, u32 crc32 of the body
 const BODY_FIXED = 13; // u64 seq, u8 opcode, u32 meta length
 
 function payloadOf(rec: NewRecord): Buffer | undefined {
-  if (rec.op === 'write') return rec.data;
+  if (rec.op === 'write' || rec.op === 'pre') return rec.data;
   if (rec.op === 'setxattr') return rec.value;
   return undefined;
 }
@@ -120,6 +123,8 @@ export const FIELDS: { readonly [op in Op]: { readonly [field: string]: Field } 
   barrier: {},
   umount: { vol: 'vol' },
   remove: { vol: 'vol' },
+  wref: { path: 'path', offset: 'uint', length: 'uint', crc: 'u32', fh: 'handle' },
+  pre: { fh: 'handle', offset: 'uint' },
 };
 /** Fields an op may carry (format 2): checked where present. */
 export const OPTIONAL_FIELDS: { readonly [op in Op]?: { readonly [field: string]: Field } } = {
@@ -202,7 +207,7 @@ export function decodeRecord(body: Buffer, crc: number, where: string): Record {
   if (bad) throw corrupt(bad);
   const payload = body.subarray(BODY_FIXED + metaLength);
   const rec: Plain = { ...fieldsOf(op, meta), seq, op };
-  if (op === 'write') rec.data = payload;
+  if (op === 'write' || op === 'pre') rec.data = payload;
   else if (op === 'setxattr') rec.value = payload;
   else if (payload.length > 0) throw corrupt(`${op} with a payload`);
   return rec as unknown as Record;

@@ -3,19 +3,18 @@
 // lack writes the journal holds: every `write` and `truncate` after the last backing sync point is
 // done again, in journal order, on the inode its file handle names (whatever its name is now; a
 // handle whose inode is gone or reused is stale and skipped). Redoing is idempotent and in order,
-// so records that had reached the disk change nothing.
-import { closeSync, fstatSync, ftruncateSync, openSync, constants as C } from 'node:fs';
-import { check, sys } from '../native/sys.js';
+// so records that had reached the disk change nothing. A file written by reference (`wref`) after
+// the sync point is not redone at all: no fsync was acknowledged by the journal alone since then
+// (native/fastwrite.c, "refs"), and an older record redone would overwrite the referenced bytes.
+import { ftruncateSync, constants as C } from 'node:fs';
 import { stampTimes, writeAllAt } from './apply.js';
+import { HandleFiles } from './handles.js';
 import { readJournal } from './cursor.js';
 import type { Journal } from './journal.js';
 import type { Record } from './record.js';
 
 /** LevelDB key (state:) of the last backing sync point: every operation up to it is on the backing disks. */
 export const BACKING_SYNC_KEY = 'backingSynced';
-
-const ESTALE = -116;
-const ENOENT = -2;
 
 export interface RedoStats {
   /** the sync point redone from */
@@ -24,6 +23,8 @@ export interface RedoStats {
   redone: number;
   /** records whose file is gone (or whose inode was reused) */
   stale: number;
+  /** records not redone: their file was written by reference after the sync point */
+  byReference: number;
 }
 
 /** The sync point a previous daemon persisted, or undefined (none: a format-1 journal, or never reached). */
@@ -45,17 +46,25 @@ export async function redoWrites(stateDir: string, journal: Journal, backingOf: 
   if (from === undefined) return undefined;
   const records: DataRecord[] = [];
   const lastUmount = new Map<string, number>();
+  const byReference = new Set<string>();
   for (const rec of readJournal(stateDir, { fromSeq: from + 1 })) {
     if (rec.op === 'umount') lastUmount.set(rec.vol, rec.seq);
+    else if (rec.op === 'wref') byReference.add(`${rec.vol}\0${rec.fh}`);
     else if ((rec.op === 'write' || rec.op === 'truncate') && rec.fh !== undefined && rec.vol !== undefined) records.push(rec);
   }
-  const stats: RedoStats = { from, redone: 0, stale: 0 };
-  const files = new OpenFiles(backingOf);
+  const backings = new Map<string, string | undefined>();
+  for (const rec of records) if (!backings.has(rec.vol!)) backings.set(rec.vol!, await backingOf(rec.vol!));
+  const stats: RedoStats = { from, redone: 0, stale: 0, byReference: 0 };
+  const files = new HandleFiles((vol) => backings.get(vol), C.O_RDWR);
   try {
     for (const rec of records) {
       // a volume that left after the record was synced before its umount marker
       if ((lastUmount.get(rec.vol!) ?? 0) > rec.seq) continue;
-      const fd = await files.get(rec.vol!, rec.fh!);
+      if (byReference.has(`${rec.vol}\0${rec.fh}`)) {
+        stats.byReference++;
+        continue;
+      }
+      const fd = files.get(rec.vol!, rec.fh!);
       if (fd === undefined) {
         stats.stale++;
         continue;
@@ -69,51 +78,4 @@ export async function redoWrites(stateDir: string, journal: Journal, backingOf: 
     files.close();
   }
   return stats;
-}
-
-/** The files records name, opened by handle once each, and each volume's backing dir (the mount fd). */
-class OpenFiles {
-  private readonly roots = new Map<string, number | undefined>();
-  private readonly fds = new Map<string, number | undefined>();
-
-  constructor(private readonly backingOf: (vol: string) => Promise<string | undefined>) {}
-
-  async get(vol: string, fh: string): Promise<number | undefined> {
-    const key = `${vol}\0${fh}`;
-    if (this.fds.has(key)) return this.fds.get(key);
-    const root = await this.root(vol);
-    let fd: number | undefined;
-    if (root !== undefined) {
-      const r = sys.openByHandle(root, Buffer.from(fh, 'hex'), C.O_RDWR | C.O_NOFOLLOW);
-      if (r !== ESTALE && r !== ENOENT) fd = check(r, 'open_by_handle_at', `a file of volume ${vol}`);
-      if (fd !== undefined && !fstatSync(fd).isFile()) {
-        closeSync(fd);
-        fd = undefined;
-      }
-    }
-    this.fds.set(key, fd);
-    return fd;
-  }
-
-  private async root(vol: string): Promise<number | undefined> {
-    if (!this.roots.has(vol)) {
-      const backing = await this.backingOf(vol);
-      this.roots.set(vol, backing === undefined ? undefined : openDir(backing));
-    }
-    return this.roots.get(vol);
-  }
-
-  close(): void {
-    for (const fd of [...this.fds.values(), ...this.roots.values()]) if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** The backing dir's fd, or undefined when it is gone (its records cannot matter any more). */
-function openDir(path: string): number | undefined {
-  try {
-    return openSync(path, C.O_RDONLY | C.O_DIRECTORY);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }

@@ -8,6 +8,7 @@ import { applyPathRecord, stampTimes, writeAllAt } from './apply.js';
 import { readJournal } from './cursor.js';
 import type { Record } from './record.js';
 import { fsPath } from '../native/names.js';
+import { RefResolver } from './refs.js';
 
 /** Applies records to a tree in order, keeping the files it writes open between writes. */
 export class TreeReplayer {
@@ -27,6 +28,9 @@ export class TreeReplayer {
 
   /** `redo`: applied as the daemon's recovery redid it, idempotently (see `withRedone`). */
   apply(rec: Record, redo = false): void {
+    // a write by reference is applied as the write its bytes make (src/journal/refs.ts)
+    if (rec.op === 'wref') throw new EpochfsError('EREPLAY', `record ${rec.seq} (wref ${rec.path}) applied unresolved`);
+    if (rec.op === 'pre') return;
     try {
       if (rec.op === 'write') {
         const fd = this.fd(this.root + rec.path);
@@ -94,19 +98,22 @@ export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: nu
     throw new EpochfsError('EREPLAY', `the journal starts at record ${firstSeq}: earlier records were shipped to the store and trimmed; restore an epoch instead`);
   }
   const replayer = new TreeReplayer(resolve(onto));
+  const refs = new RefResolver(stateDir); // writes by reference: their bytes from the live volume
   let applied = 0;
   let lastSeq = 0;
   try {
     withZeroUmask(() => {
       for (const [rec, redo] of withRedone(readJournal(stateDir, { toSeq: opts.toSeq }))) {
         lastSeq = rec.seq;
-        if (rec.vol !== undefined && rec.vol !== volume) continue;
-        replayer.apply(rec, redo);
+        if (rec.op === 'mount') refs.noteMount(rec.vol, rec.backing);
+        if ((rec.vol !== undefined && rec.vol !== volume) || rec.op === 'pre') continue;
+        replayer.apply(rec.op === 'wref' ? refs.resolve(rec) : rec, redo);
         applied++;
       }
     });
   } finally {
     replayer.close();
+    refs.close();
   }
   return { applied, lastSeq };
 }

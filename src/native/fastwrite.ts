@@ -8,7 +8,8 @@ export type FastField =
   | 'nextSeq' | 'offset' | 'limit' | 'budget' | 'records' | 'bytes' | 'fd' | 'preallocated'
   | 'armed' | 'held' | 'broken' | 'writes' | 'fallbacks'
   | 'durable' | 'rotations' | 'rotationsSynced' | 'synced' | 'required' | 'syncFailed' | 'syncErrno'
-  | 'fsyncs' | 'fsyncFallbacks' | 'syncCalls' | 'faultSyncAt' | 'unlinks' | 'unlinkFallbacks';
+  | 'fsyncs' | 'fsyncFallbacks' | 'syncCalls' | 'faultSyncAt' | 'unlinks' | 'unlinkFallbacks'
+  | 'refWindow' | 'refMin' | 'unread' | 'refAt' | 'journalOnlyAt' | 'refWrites' | 'refEntries';
 
 interface FastWriteBinding {
   journal(): ArrayBuffer;
@@ -16,6 +17,9 @@ interface FastWriteBinding {
   unlock(state: ArrayBuffer): void;
   fd(fd: number, handle: string | null, nameChanged?: number): void;
   nameChanged(fd: number, seq: number): void;
+  refsTake(state: ArrayBuffer, fh: string, from: number, to: number): number[];
+  refsAdd(state: ArrayBuffer, fh: string, from: number, to: number, seq: number): boolean;
+  refsRead(state: ArrayBuffer, seq: number): void;
   layout: { fields: { [f in FastField]: number }; clockOffset: number; size: number };
 }
 
@@ -53,6 +57,26 @@ export class FastWriteState {
 
   unlock(): void {
     binding().unlock(this.buffer);
+  }
+
+  // The unread references of writes by reference (native/fastwrite.c, "refs"); each called holding the lock.
+
+  /** Takes the unread parts of [from, to) of file `fh` out of the table: [from, to) pairs, whose pre-images the caller journals. */
+  takeRefs(fh: string, from: number, to: number): [number, number][] {
+    const flat = binding().refsTake(this.buffer, fh, from, to);
+    const pieces: [number, number][] = [];
+    for (let i = 0; i < flat.length; i += 2) pieces.push([flat[i], flat[i + 1]]);
+    return pieces;
+  }
+
+  /** A reference of record `seq` is unread (found in the journal at a start); false when it could not be kept. */
+  addRef(fh: string, from: number, to: number, seq: number): boolean {
+    return binding().refsAdd(this.buffer, fh, from, to, seq);
+  }
+
+  /** The shipper has read every reference up to record `seq` (Infinity: forget them all). */
+  refsRead(seq: number): void {
+    binding().refsRead(this.buffer, seq);
   }
 }
 

@@ -32,7 +32,9 @@ export interface ShipperHealth {
 }
 
 function spawnWorker(input: WorkerInput, log: (m: string) => void): Promise<{ worker: Worker; cursor: number }> {
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
+  // trackUnmanagedFds off: the worker closes fds its native calls opened (open_by_handle_at, for
+  // writes by reference), which Node would otherwise warn about; the shipper closes its own files
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input, trackUnmanagedFds: false });
   return new Promise((resolve, reject) => {
     const first = (m: FromWorker) => {
       if (m.type === 'log') return log(m.message);

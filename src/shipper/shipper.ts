@@ -9,6 +9,7 @@ import { JournalCursor } from '../journal/cursor.js';
 import { journalDir, listSegments } from '../journal/journal.js';
 import type { Record } from '../journal/record.js';
 import { TreeReplayer, withRedone } from '../journal/replay.js';
+import { RefResolver } from '../journal/refs.js';
 import { segmentFirstSeq, segmentPath } from '../journal/segment.js';
 import { LocalBackend } from '../store/backends/local.js';
 import { BlobStore } from '../store/blobs.js';
@@ -155,6 +156,8 @@ export class Shipper {
   /** How far the shadows are advanced: past the cursor when storing an epoch failed (it is retried). */
   private shadowSeq = 0;
   private reader?: JournalCursor;
+  /** the bytes of writes journaled by reference, read back from the live volumes */
+  private readonly refs: RefResolver;
   private untrusted = false;
   /** Volumes of the last epoch that are not attached: carried into every epoch until removed. */
   private carried = new Map<string, EpochVolume>();
@@ -169,6 +172,7 @@ export class Shipper {
   private constructor(private readonly opts: ShipperOptions, private readonly repo: Repository, private readonly blobs: BlobStore) {
     this.log = opts.log ?? (() => {});
     this.budget = new ResidentBudget(opts.residentMax ?? DEFAULT_RESIDENT_MAX);
+    this.refs = new RefResolver(opts.stateDir);
   }
 
   static async open(opts: ShipperOptions): Promise<Shipper> {
@@ -368,7 +372,7 @@ export class Shipper {
         } catch (err) {
           // a record that does not apply is corrected by the comparison; a store that cannot give a
           // chunk back is no such record (its write would be lost where no plan names its path)
-          if (!tolerant || !(err instanceof EpochfsError && err.code === 'EREPLAY')) throw err;
+          if (!tolerant || !(err instanceof EpochfsError && (err.code === 'EREPLAY' || err.code === 'EREFLOST'))) throw err;
           skipped++;
         }
         this.shadowSeq = rec.seq;
@@ -376,6 +380,7 @@ export class Shipper {
     } finally {
       // the inode lookups live only while records apply (nothing else looks them up): a resync or a build may follow
       for (const v of this.volumes.values()) v.inodes.clear();
+      this.refs.close(); // no file stays open (and so allocated) past the round
     }
     if (skipped) this.log(`resync: ${skipped} records did not apply to the shadow copies; the comparison with the live volumes corrects them`);
   }
@@ -399,14 +404,18 @@ export class Shipper {
   }
 
   private async applyRecord(rec: Record, redo: boolean): Promise<void> {
-    if (rec.op === 'mount') return this.attach(rec);
+    if (rec.op === 'mount') {
+      this.refs.noteMount(rec.vol, rec.backing);
+      return this.attach(rec);
+    }
+    if (rec.op === 'pre') return; // read with the references they resolve
     if (rec.op === 'umount') return this.detach(rec.vol);
     if (rec.op === 'remove') return this.remove(rec.vol);
     if (rec.vol === undefined) return; // group-wide markers
     const v = this.volumes.get(rec.vol);
     if (!v) return; // no shadow here: records before its mount marker (hidden files removed at a restart), or after it left unread
     if (v.base) return v.base.note(rec); // its shadow is brought up to date from the live volume
-    await v.apply(rec, redo);
+    await v.apply(rec.op === 'wref' ? this.refs.resolve(rec) : rec, redo);
   }
 
   /**

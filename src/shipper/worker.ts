@@ -31,9 +31,13 @@ const port = parentPort!;
 const input = workerData as WorkerInput;
 const post = (m: FromWorker) => port.postMessage(m);
 
+/** EPOCHFS_FAULT_SHIP_DELAY_MS (tests): each epoch waits this long before the shadows advance (a slow shipper). */
+const shipDelayMs = Number(process.env.EPOCHFS_FAULT_SHIP_DELAY_MS ?? 0) || 0;
+
 async function serve(shipper: Shipper, msg: ToWorker): Promise<FromWorker> {
   switch (msg.type) {
     case 'ship':
+      if (shipDelayMs) await new Promise((r) => setTimeout(r, shipDelayMs));
       return { type: 'epoch', id: msg.id, epoch: await shipper.ship(msg.seq, msg.expected, msg.trimTo) };
     case 'resync':
       return { type: 'resynced', id: msg.id, stats: await shipper.resync(msg.seq, msg.plans, msg.tolerant, msg.final) };

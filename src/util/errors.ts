@@ -49,7 +49,9 @@ export type ErrorCode =
   // issue 8: degraded mode
   | 'EDEGRADED'
   | 'ERESYNC'
-  | 'ETREETOOBIG';
+  | 'ETREETOOBIG'
+  // issue 9: writes by reference
+  | 'EREFLOST';
 
 const exitFor: Record<ErrorCode, number> = {
   EUSAGE: ExitCode.usage,
@@ -87,6 +89,7 @@ const exitFor: Record<ErrorCode, number> = {
   EPATHINUSE: ExitCode.busy,
   EPATHIO: ExitCode.failure,
   ETREETOOBIG: ExitCode.failure, // a directory whose tree blob would pass MAX_TREE_BLOB
+  EREFLOST: ExitCode.failure, // a write journaled by reference whose bytes cannot be read back
 };
 
 /** Whether `code` is one of ours (an error code that crossed a thread or a socket as a string). */

@@ -37,7 +37,7 @@ describe('redo after a power loss', () => {
     // the power loss: none of the writes after S reached the disk, and the file was renamed since
     renameSync(join(backing, 'wal'), join(backing, 'wal.old'));
     const stats = await redoWrites(state, journal, (vol) => journal.getState(`volume:${vol}`));
-    expect(stats).toEqual({ from: s, redone: 3, stale: 0 });
+    expect(stats).toEqual({ from: s, redone: 3, stale: 0, byReference: 0 });
     const data = readFileSync(join(backing, 'wal.old'));
     expect(data).toEqual(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 3), Buffer.from('ta')]));
     expect(statSync(join(backing, 'wal.old'), { bigint: true }).mtimeNs).toBe(t + 1n);
@@ -58,7 +58,7 @@ describe('redo after a power loss', () => {
     await journal.putState('volume:w', backing);
     journal.append({ op: 'write', t, vol: 'w', path: '/kept', offset: 0, data: Buffer.from('left'), fh: keptFh });
     journal.append({ op: 'umount', t, vol: 'w' });
-    expect(await redoWrites(state, journal, (vol) => journal.getState(`volume:${vol}`))).toEqual({ from: expect.any(Number), redone: 0, stale: 1 });
+    expect(await redoWrites(state, journal, (vol) => journal.getState(`volume:${vol}`))).toEqual({ from: expect.any(Number), redone: 0, stale: 1, byReference: 0 });
     expect(readFileSync(join(backing, 'kept'), 'utf8')).toBe('k');
     expect(readFileSync(join(backing, 'new'), 'utf8')).toBe('n');
     await journal.close(true);

@@ -1,0 +1,106 @@
+// Large writes by reference, the group's side (docs/ARCHITECTURE.md, "Large writes by reference"):
+// C journals a large write as a `wref` record and keeps its range as unread (native/fastwrite.c,
+// "refs"); this turns it on when the group ships, brings the unread ranges back from the journal at a
+// start, drops them as the shipper reads them, and journals the pre-images of unread bytes an
+// operation in JS is about to change.
+import { closeSync, readSync } from 'node:fs';
+import { nowNs } from '../util/clock.js';
+import { readJournal } from '../journal/cursor.js';
+import type { Journal } from '../journal/journal.js';
+import type { NewRecord } from '../journal/record.js';
+
+/** Writes of at least this many bytes go by reference (a full FUSE request of libfuse 2 is 128 KiB). */
+export const REF_MIN = 64 * 1024;
+/**
+ * Unread bytes at most (EPOCHFS_REF_WINDOW changes it; 0 turns references off): what the shipper must
+ * still read, and so what one truncate or unlink may have to copy into the journal first.
+ */
+export const DEFAULT_REF_WINDOW = 256 * 1024 * 1024;
+/** A pre-image is journaled in records of at most this many bytes. */
+const PRE_RECORD_MAX = 1024 * 1024;
+
+/** To end of file, for a range [from, TO_END). */
+export const TO_END = 2 ** 53;
+
+export function refWindowOf(env: NodeJS.ProcessEnv, log: (m: string) => void): number {
+  const raw = env.EPOCHFS_REF_WINDOW;
+  if (raw === undefined || raw === '') return DEFAULT_REF_WINDOW;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  log(`EPOCHFS_REF_WINDOW=${JSON.stringify(raw)} is not a number of bytes; the default is used`);
+  return DEFAULT_REF_WINDOW;
+}
+
+export class WriteRefs {
+  private preImageRecords = 0;
+
+  constructor(private readonly journal: Journal, private readonly stateDir: string) {}
+
+  /**
+   * From now on C may journal large writes by reference, `window` unread bytes at most. The
+   * references of the journal's records (a restart: the shipper has not read them all) are unread
+   * again first; holding a few already read costs only pre-images nobody needs.
+   */
+  enable(window: number): void {
+    if (window <= 0) return;
+    this.journal.exclusive(() => {
+      const f = this.journal.fast;
+      for (const rec of readJournal(this.stateDir)) {
+        if (rec.op === 'wref') f.addRef(rec.fh, rec.offset, rec.offset + rec.length, rec.seq);
+      }
+      f.set('journalOnlyAt', -1);
+      f.set('refMin', REF_MIN);
+      f.set('refWindow', window);
+    });
+  }
+
+  /** The shipper has read every reference up to record `seq`. */
+  read(seq: number): void {
+    if (this.any) this.journal.exclusive(() => this.journal.fast.refsRead(seq));
+  }
+
+  /** Writes journaled by reference since the start, pre-images journaled, and the bytes the shipper has not read yet. */
+  get status(): { writes: number; preImages: number; unreadBytes: number; window: number } {
+    const f = this.journal.fast;
+    return { writes: f.get('refWrites'), preImages: this.preImageRecords, unreadBytes: f.get('unread'), window: f.get('refWindow') };
+  }
+
+  /** Are there unread references (any operation in JS that changes file bytes must ask preImages)? */
+  get any(): boolean {
+    return this.journal.fast.get('refEntries') > 0;
+  }
+
+  /**
+   * Journals, through `begin`, the bytes the file `fh` of volume `vol` holds in [from, to) where they
+   * are unread, before an operation changes them; `open` gives a readable fd of the file. Call it
+   * holding the journal's lock, in the locked section of that operation, before its record.
+   */
+  preImages(vol: string, fh: string, from: number, to: number, open: () => number, begin: (rec: NewRecord) => void): void {
+    const pieces = this.journal.fast.takeRefs(fh, from, to);
+    if (pieces.length === 0) return;
+    const fd = open();
+    try {
+      for (const [start, end] of pieces) {
+        for (let offset = start; offset < end; offset += PRE_RECORD_MAX) {
+          const data = readAt(fd, Math.min(PRE_RECORD_MAX, end - offset), offset);
+          if (data.length === 0) break;
+          begin({ op: 'pre', t: nowNs(), vol, fh, offset, data });
+          this.preImageRecords++;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Up to `length` bytes at `offset` (fewer at the end of the file). */
+function readAt(fd: number, length: number, offset: number): Buffer {
+  const data = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, data, done, length - done, offset + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return data.subarray(0, done);
+}
