@@ -204,7 +204,9 @@ export class BackupMode {
 
   /** Stops journaling; from now on changes are only remembered, by path. */
   degrade(reason: string, opts: { full?: boolean; freeReserve?: boolean } = {}): void {
-    if (opts.full) this.requireFull();
+    // References the shipper has not read lose their pre-images from here on (nothing is journaled):
+    // their files may change unjournaled, so only a whole compare can be sure of them.
+    if (opts.full || (this.state === 'normal' && this.refs.any)) this.requireFull();
     if (this.state !== 'normal') return;
     this.journal.disarmWritesInC(); // no write is served in C from here: lastJournaled is the last one journaled
     this.state = 'degraded';
