@@ -680,6 +680,16 @@ static napi_value fw_refs_add(napi_env env, napi_callback_info info) {
   return ok;
 }
 
+// fastwrite_refs_has(journal, fh): does file fh have unread ranges?
+static napi_value fw_refs_has(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  char fh[FH_MAX];
+  fw_journal *j = refs_args(env, info, 2, argv, fh);
+  if (j == NULL) return NULL;
+  napi_get_boolean(env, refs_overlap(j, fh, 0, 9007199254740992.0) != 0, &out);
+  return out;
+}
+
 // fastwrite_refs_read(journal, seq): the shipper has read every reference up to record seq
 // (Infinity: forget them all, as when the group degrades)
 static napi_value fw_refs_read(napi_env env, napi_callback_info info) {
@@ -725,6 +735,8 @@ void fastwrite_exports(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fastwrite_refs_take", fn);
   napi_create_function(env, "fastwrite_refs_add", NAPI_AUTO_LENGTH, fw_refs_add, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_refs_add", fn);
+  napi_create_function(env, "fastwrite_refs_has", NAPI_AUTO_LENGTH, fw_refs_has, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_refs_has", fn);
   napi_create_function(env, "fastwrite_refs_read", NAPI_AUTO_LENGTH, fw_refs_read, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_refs_read", fn);
   napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));

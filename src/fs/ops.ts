@@ -232,18 +232,23 @@ export class VolumeOps {
    */
   private preserve(path: string, from: number, to: number, fd?: number): void {
     if (!this.mode?.refs.any) return;
-    const fh = fd !== undefined ? this.files.get(fd)?.fh : fileHandle(AT_FDCWD, under(CWD, path));
-    // the fd may be write-only: its file is opened again to be read
-    const open = () => openSync(fd !== undefined ? `/proc/self/fd/${fd}` : this.abs(path), C.O_RDONLY | (fd !== undefined ? 0 : C.O_NOFOLLOW));
+    const { fh, open } = this.readerOf(path, fd);
     this.mode.preImages(this.vol, fh, from, to, open);
   }
 
-  /** The last name of a regular file is about to go (an unlink, a rename over it): all of it is preserved. */
+  /** The last name of a regular file is about to go (an unlink, a rename over it): its unread bytes stay readable. */
   private preserveVictim(path: string, survivor?: string): void {
     if (!this.mode?.refs.any) return;
     const st = this.lstatOrUndefined(path);
     if (!st?.isFile() || st.nlink > 1 || (survivor !== undefined && this.lstatOrUndefined(survivor)?.ino === st.ino)) return;
-    this.preserve(path, 0, TO_END);
+    const { fh, open } = this.readerOf(path);
+    this.mode.keepVictim(this.vol, fh, open);
+  }
+
+  /** The handle of `fd`'s file (or `path`'s), and how to open it for reading (the fd may be write-only). */
+  private readerOf(path: string, fd?: number): { fh: string | undefined; open: () => number } {
+    if (fd !== undefined) return { fh: this.files.get(fd)?.fh, open: () => openSync(`/proc/self/fd/${fd}`, C.O_RDONLY) };
+    return { fh: fileHandle(AT_FDCWD, under(CWD, path)), open: () => openSync(this.abs(path), C.O_RDONLY | C.O_NOFOLLOW) };
   }
 
   /** A truncate (of `fd`'s file, or of `path`'s): dropPrivileges, then its record, in one locked section. */

@@ -159,6 +159,16 @@ export class BackupMode {
     }
   }
 
+  /** Before the last name of file `fh` goes: its unread bytes stay readable (write-refs.ts, keepVictim). Call holding the lock. */
+  keepVictim(vol: string, fh: string | undefined, open: () => number): void {
+    if (fh === undefined || this.state !== 'normal' || !this.refs.any) return;
+    try {
+      this.refs.keepVictim(vol, fh, open, (rec) => void this.begin(rec));
+    } catch (err) {
+      this.log(`cannot keep the bytes of volume ${vol} that a write by reference left unread: ${(err as Error).message}`);
+    }
+  }
+
   /** Runs `fn` holding the journal's append lock (a JS write's part journaled after its failed whole). */
   exclusive<T>(fn: () => T): T {
     return this.journal.exclusive(fn);
@@ -208,6 +218,7 @@ export class BackupMode {
     // their files may change unjournaled, so only a whole compare can be sure of them.
     if (opts.full || (this.state === 'normal' && this.refs.any)) this.requireFull();
     if (this.state !== 'normal') return;
+    this.refs.forgetHeld();
     this.journal.disarmWritesInC(); // no write is served in C from here: lastJournaled is the last one journaled
     this.state = 'degraded';
     this.lastJournaled = this.journal.lastSeq;

@@ -133,7 +133,7 @@ export class GroupDaemon {
       }
       if (opts.store && journal) {
         await d.startShipping(journal);
-        d.mode!.refs.enable(refWindowOf(process.env, opts.log));
+        d.mode!.refs.enable(refWindowOf(process.env, bufferMax, opts.log));
       }
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));

@@ -12,26 +12,36 @@ import type { NewRecord } from '../journal/record.js';
 /** Writes of at least this many bytes go by reference (a full FUSE request of libfuse 2 is 128 KiB). */
 export const REF_MIN = 64 * 1024;
 /**
- * Unread bytes at most (EPOCHFS_REF_WINDOW changes it; 0 turns references off): what the shipper must
- * still read, and so what one truncate or unlink may have to copy into the journal first.
+ * Unread bytes at most (EPOCHFS_REF_WINDOW changes it; 0 turns references off), and at most a
+ * quarter of the local buffer: what the shipper reads at its next epoch, so it must hold an epoch
+ * interval's large writes (bench/fs.sh: a 512 MiB write under 1 s epochs went half by reference
+ * with 256 MiB), and what one truncate of a file just written may copy into the journal first.
  */
-export const DEFAULT_REF_WINDOW = 256 * 1024 * 1024;
+export const DEFAULT_REF_WINDOW = 1024 * 1024 * 1024;
+/** Files kept open at most, whose last name went before the shipper read them (beyond: their bytes are copied). */
+const HELD_MAX = 256;
 /** A pre-image is journaled in records of at most this many bytes. */
 const PRE_RECORD_MAX = 1024 * 1024;
 
 /** To end of file, for a range [from, TO_END). */
 export const TO_END = 2 ** 53;
 
-export function refWindowOf(env: NodeJS.ProcessEnv, log: (m: string) => void): number {
+/** The window of a group whose local buffer holds `bufferMax` bytes. */
+export function refWindowOf(env: NodeJS.ProcessEnv, bufferMax: number, log: (m: string) => void): number {
   const raw = env.EPOCHFS_REF_WINDOW;
-  if (raw === undefined || raw === '') return DEFAULT_REF_WINDOW;
-  if (/^\d+$/.test(raw)) return Number(raw);
-  log(`EPOCHFS_REF_WINDOW=${JSON.stringify(raw)} is not a number of bytes; the default is used`);
-  return DEFAULT_REF_WINDOW;
+  let window = DEFAULT_REF_WINDOW;
+  if (raw !== undefined && raw !== '') {
+    if (/^\d+$/.test(raw)) window = Number(raw);
+    else log(`EPOCHFS_REF_WINDOW=${JSON.stringify(raw)} is not a number of bytes; the default is used`);
+  }
+  // pre-images go into the journal: a truncate copying the whole window must not fill the buffer
+  return Math.min(window, Math.floor(bufferMax / 4));
 }
 
 export class WriteRefs {
   private preImageRecords = 0;
+  /** files whose last name is gone, kept open (so reachable by handle) until the shipper has read past `until` */
+  private readonly held = new Map<string, { fd: number; until: number }>();
 
   constructor(private readonly journal: Journal, private readonly stateDir: string) {}
 
@@ -56,12 +66,37 @@ export class WriteRefs {
   /** The shipper has read every reference up to record `seq`. */
   read(seq: number): void {
     if (this.any) this.journal.exclusive(() => this.journal.fast.refsRead(seq));
+    for (const [key, h] of this.held) if (h.until <= seq) this.release(key);
+  }
+
+  /** The table was emptied (the group degraded): nothing is held for it any more. */
+  forgetHeld(): void {
+    for (const key of [...this.held.keys()]) this.release(key);
+  }
+
+  private release(key: string): void {
+    closeSync(this.held.get(key)!.fd);
+    this.held.delete(key);
+  }
+
+  /**
+   * The last name of file `fh` of volume `vol` is about to go (an unlink, a rename over it): its
+   * unread bytes must stay readable. The file is kept open (`open` gives an fd), so the shipper still
+   * reaches it by its handle and nothing is copied; once HELD_MAX files are held, its unread bytes
+   * are journaled as pre-images through `begin` instead. Call it holding the journal's lock.
+   */
+  keepVictim(vol: string, fh: string, open: () => number, begin: (rec: NewRecord) => void): void {
+    const key = `${vol}\0${fh}`;
+    if (this.held.has(key) || !this.journal.fast.hasRefs(fh)) return;
+    if (this.held.size >= HELD_MAX) return this.preImages(vol, fh, 0, TO_END, open, begin);
+    // every reference of the file is at or before the last record: held until the shipper read that far
+    this.held.set(key, { fd: open(), until: this.journal.lastSeq });
   }
 
   /** Writes journaled by reference since the start, pre-images journaled, and the bytes the shipper has not read yet. */
-  get status(): { writes: number; preImages: number; unreadBytes: number; window: number } {
+  get status(): { writes: number; preImages: number; held: number; unreadBytes: number; window: number } {
     const f = this.journal.fast;
-    return { writes: f.get('refWrites'), preImages: this.preImageRecords, unreadBytes: f.get('unread'), window: f.get('refWindow') };
+    return { writes: f.get('refWrites'), preImages: this.preImageRecords, held: this.held.size, unreadBytes: f.get('unread'), window: f.get('refWindow') };
   }
 
   /** Are there unread references (any operation in JS that changes file bytes must ask preImages)? */

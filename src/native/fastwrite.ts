@@ -20,6 +20,7 @@ interface FastWriteBinding {
   refsTake(state: ArrayBuffer, fh: string, from: number, to: number): number[];
   refsAdd(state: ArrayBuffer, fh: string, from: number, to: number, seq: number): boolean;
   refsRead(state: ArrayBuffer, seq: number): void;
+  refsHas(state: ArrayBuffer, fh: string): boolean;
   layout: { fields: { [f in FastField]: number }; clockOffset: number; size: number };
 }
 
@@ -72,6 +73,11 @@ export class FastWriteState {
   /** A reference of record `seq` is unread (found in the journal at a start); false when it could not be kept. */
   addRef(fh: string, from: number, to: number, seq: number): boolean {
     return binding().refsAdd(this.buffer, fh, from, to, seq);
+  }
+
+  /** Does file `fh` have unread ranges? */
+  hasRefs(fh: string): boolean {
+    return binding().refsHas(this.buffer, fh);
   }
 
   /** The shipper has read every reference up to record `seq` (Infinity: forget them all). */
