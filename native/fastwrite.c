@@ -368,7 +368,8 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     // no memory for the table: as a data record instead (it is the same seq, still unpublished)
     void_at(j, at, frame);
     meta_len = write_meta(meta, t, path, offset, fh, vol);
-    frame = append_record(j, seq, OP_WRITE, meta, meta_len, buf, len);
+    size_t whole = FRAME_HEADER + BODY_FIXED + meta_len + len;
+    frame = at + (off_t) whole <= (off_t) j->f[FW_limit] ? append_record(j, seq, OP_WRITE, meta, meta_len, buf, len) : 0;
     by_ref = 0;
     if (frame == 0) j->f[FW_broken] = 1;
   }
@@ -680,13 +681,15 @@ static napi_value fw_refs_add(napi_env env, napi_callback_info info) {
   return ok;
 }
 
-// fastwrite_refs_has(journal, fh): does file fh have unread ranges?
-static napi_value fw_refs_has(napi_env env, napi_callback_info info) {
+// fastwrite_refs_unread(journal, fh): the bytes of file fh not read yet
+static napi_value fw_refs_unread(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
   char fh[FH_MAX];
   fw_journal *j = refs_args(env, info, 2, argv, fh);
   if (j == NULL) return NULL;
-  napi_get_boolean(env, refs_overlap(j, fh, 0, 9007199254740992.0) != 0, &out);
+  double bytes = 0;
+  for (int i = 0; i < j->nrefs; i++) if (strcmp(j->refs[i].fh, fh) == 0) bytes += j->refs[i].end - j->refs[i].off;
+  napi_create_double(env, bytes, &out);
   return out;
 }
 
@@ -735,8 +738,8 @@ void fastwrite_exports(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fastwrite_refs_take", fn);
   napi_create_function(env, "fastwrite_refs_add", NAPI_AUTO_LENGTH, fw_refs_add, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_refs_add", fn);
-  napi_create_function(env, "fastwrite_refs_has", NAPI_AUTO_LENGTH, fw_refs_has, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_refs_has", fn);
+  napi_create_function(env, "fastwrite_refs_unread", NAPI_AUTO_LENGTH, fw_refs_unread, NULL, &fn);
+  napi_set_named_property(env, exports, "fastwrite_refs_unread", fn);
   napi_create_function(env, "fastwrite_refs_read", NAPI_AUTO_LENGTH, fw_refs_read, NULL, &fn);
   napi_set_named_property(env, exports, "fastwrite_refs_read", fn);
   napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));

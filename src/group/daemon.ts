@@ -133,7 +133,12 @@ export class GroupDaemon {
       }
       if (opts.store && journal) {
         await d.startShipping(journal);
-        d.mode!.refs.enable(refWindowOf(process.env, bufferMax, opts.log));
+        try {
+          d.mode!.refs.enable(refWindowOf(process.env, bufferMax, opts.log));
+        } catch (err) {
+          // a journal the shipper cannot read either: the mount serves, writes keep their data
+          opts.log(`large writes stay in the journal: its references could not be read back (${(err as Error).message})`);
+        }
       }
       const socket = groupSocketPath(opts.group);
       d.server = serveControl(socket, (req) => d.handle(req));
@@ -259,6 +264,7 @@ export class GroupDaemon {
         await saveGroupVolumes(this.journal, this.declared);
       }
       await this.journal?.putState(`volume:${req.name}`, req.backing);
+      this.shipper?.noteBacking(req.name, req.backing);
       this.baseReader?.expect(req.name); // from its mount marker on, epochs wait for its base
       volume = await Volume.mount({
         name: req.name, backing: req.backing, mountpoint: req.mountpoint, journal: this.journal, mode: this.mode, backingSync: this.backingSync, cacheTimeout: req.cacheTimeout,

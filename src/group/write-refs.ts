@@ -20,6 +20,11 @@ export const REF_MIN = 64 * 1024;
 export const DEFAULT_REF_WINDOW = 1024 * 1024 * 1024;
 /** Files kept open at most, whose last name went before the shipper read them (beyond: their bytes are copied). */
 const HELD_MAX = 256;
+/**
+ * A file whose last name goes with fewer unread bytes than this has them copied as pre-images (they
+ * survive a kill -9, a held file does not: its references are then lost, and the group resyncs whole).
+ */
+const HOLD_FROM = 8 * 1024 * 1024;
 /** A pre-image is journaled in records of at most this many bytes. */
 const PRE_RECORD_MAX = 1024 * 1024;
 
@@ -81,14 +86,18 @@ export class WriteRefs {
 
   /**
    * The last name of file `fh` of volume `vol` is about to go (an unlink, a rename over it): its
-   * unread bytes must stay readable. The file is kept open (`open` gives an fd), so the shipper still
-   * reaches it by its handle and nothing is copied; once HELD_MAX files are held, its unread bytes
-   * are journaled as pre-images through `begin` instead. Call it holding the journal's lock.
+   * unread bytes must stay readable. From HOLD_FROM of them on the file is kept open (`open` gives
+   * an fd), so the shipper still reaches it by its handle and nothing is copied; fewer (or once
+   * HELD_MAX files are held), they are journaled as pre-images through `begin`. Call it holding the journal's lock.
    */
   keepVictim(vol: string, fh: string, open: () => number, begin: (rec: NewRecord) => void): void {
     const key = `${vol}\0${fh}`;
-    if (this.held.has(key) || !this.journal.fast.hasRefs(fh)) return;
-    if (this.held.size >= HELD_MAX) return this.preImages(vol, fh, 0, TO_END, open, begin);
+    const held = this.held.get(key);
+    // held already (an unlink that failed after it was held, then written again): held longer
+    if (held) return void (held.until = this.journal.lastSeq);
+    const unread = this.journal.fast.unreadOf(fh);
+    if (unread === 0) return;
+    if (unread < HOLD_FROM || this.held.size >= HELD_MAX) return this.preImages(vol, fh, 0, TO_END, open, begin);
     // every reference of the file is at or before the last record: held until the shipper read that far
     this.held.set(key, { fd: open(), until: this.journal.lastSeq });
   }

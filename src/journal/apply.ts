@@ -48,6 +48,7 @@ export function stampTimes(root: string, rec: NewRecord, fd?: number): void {
   const abs = 'path' in rec ? under(root, rec.path) : root;
   switch (rec.op) {
     case 'write':
+    case 'wref': // (the redo of a killed daemon's last record: its bytes are in the file, its time may not be)
     case 'truncate':
       if (fd !== undefined) check(sys.futimens(fd, OMIT.sec, OMIT.nsec, t.sec, t.nsec), 'futimens', abs);
       else setTimes(abs, OMIT, t);

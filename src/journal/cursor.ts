@@ -48,6 +48,8 @@ export function* readJournal(stateDir: string, opts: ReadOptions = {}): Generato
 export class JournalCursor {
   private seg?: number;
   private offset = 0;
+  /** where the last record returned began (see rewindLast) */
+  private lastFrame?: { seg: number; offset: number; seq: number };
 
   constructor(private readonly stateDir: string, private next: number) {}
 
@@ -69,10 +71,21 @@ export class JournalCursor {
         if (record.seq !== this.next) throw new JournalCorruptError(`journal: record ${this.next} missing (found ${record.seq})`);
         if (record.seq > toSeq) return;
         this.seg = segments[i];
+        this.lastFrame = { seg: segments[i], offset, seq: record.seq };
         this.offset = offset + length;
         this.next = record.seq + 1;
         yield record;
       }
     }
+  }
+
+  /**
+   * The next read starts again at the last record returned: a reader at the journal's live end may
+   * have read a record that is voided (and another written in its place) after it read it.
+   */
+  rewindLast(): void {
+    if (!this.lastFrame) return;
+    ({ seg: this.seg, offset: this.offset, seq: this.next } = this.lastFrame);
+    this.lastFrame = undefined;
   }
 }

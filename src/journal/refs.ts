@@ -35,6 +35,8 @@ export class RefResolver {
   private aheadNext = 0;
   /** the last record resolved: pre-images up to it are dropped as it goes, so going back restarts */
   private last = 0;
+  /** the last pre record read ahead */
+  private lastPre = 0;
   /** pre records read ahead, by volume and handle, in journal order */
   private readonly pres = new Map<string, PreRecord[]>();
 
@@ -56,29 +58,39 @@ export class RefResolver {
     this.files.close();
   }
 
-  /** The write record `rec` stands for, with its bytes. */
-  resolve(rec: WrefRecord): WriteRecord {
+  /**
+   * The write record `rec` stands for, with its bytes. `torn`: the last record of a killed daemon
+   * (withRedone), which may have taken effect in part: the bytes the file holds are its effect, and
+   * are taken without the CRC (up to the end of what the file and its pre-images hold).
+   */
+  resolve(rec: WrefRecord, torn = false): WriteRecord {
     const data = Buffer.alloc(rec.length);
     if (!this.backings.has(rec.vol!)) this.readAhead(rec.seq); // a restarted daemon's mount marker names it
     const fd = this.files.get(rec.vol!, rec.fh);
-    if (fd !== undefined) readFully(fd, data, rec.offset);
+    const read = fd === undefined ? 0 : readFully(fd, data, rec.offset);
     // after the read: every operation that changed the range before the read returned appended
     // its pre-image before it took effect, so the journal holds it by now
     this.readAhead(rec.seq);
-    const covered = this.overlay(rec, data);
+    const { covered, end } = this.overlay(rec, data);
+    const write = (bytes: Buffer): WriteRecord => ({ op: 'write', seq: rec.seq, t: rec.t, vol: rec.vol, path: rec.path, offset: rec.offset, data: bytes, fh: rec.fh });
+    if (torn) return write(data.subarray(0, Math.max(read, end)));
     if (fd === undefined && covered < rec.length) throw new RefLostError(rec, 'its file is gone and no pre-image holds it');
     if (crc32(data) !== rec.crc) throw new RefLostError(rec, 'its bytes in the file changed without a pre-image');
-    return { op: 'write', seq: rec.seq, t: rec.t, vol: rec.vol, path: rec.path, offset: rec.offset, data, fh: rec.fh };
+    return write(data);
   }
 
-  /** Copies into `data` the earliest pre-image after `rec` of each of its bytes; the bytes so covered. */
-  private overlay(rec: WrefRecord, data: Buffer): number {
+  /**
+   * Copies into `data` the earliest pre-image after `rec` of each of its bytes: the bytes so
+   * covered, and the end of the last one (relative to the record's offset).
+   */
+  private overlay(rec: WrefRecord, data: Buffer): { covered: number; end: number } {
     const key = `${rec.vol}\0${rec.fh}`;
     const list = (this.pres.get(key) ?? []).filter((p) => p.seq > rec.seq);
     if (list.length) this.pres.set(key, list);
     else this.pres.delete(key);
     const taken = new Uint8Array(rec.length);
     let covered = 0;
+    let end = 0;
     for (const pre of list) {
       const from = Math.max(pre.offset, rec.offset);
       const to = Math.min(pre.offset + pre.data.length, rec.offset + rec.length);
@@ -88,9 +100,10 @@ export class RefResolver {
         taken[i] = 1;
         data[i] = pre.data[at - pre.offset];
         covered++;
+        end = Math.max(end, i + 1);
       }
     }
-    return covered;
+    return { covered, end };
   }
 
   /** Reads the journal from after `seq` to its current end, keeping the pre records. */
@@ -99,26 +112,33 @@ export class RefResolver {
       // (re)start right after the record being resolved: what lies before it cannot hold its pre-images
       this.ahead = new JournalCursor(this.stateDir, seq + 1);
       this.aheadNext = seq + 1;
+      this.lastPre = 0;
       this.pres.clear();
     }
     this.last = seq;
     for (const rec of this.ahead.read(Number.MAX_SAFE_INTEGER)) {
       this.aheadNext = rec.seq + 1;
       if (rec.op === 'mount' && !this.backings.has(rec.vol)) this.noteMount(rec.vol, rec.backing);
-      if (rec.op !== 'pre') continue;
+      // a pre read before (and rewound to) is the same record: no rollback takes a pre back
+      if (rec.op !== 'pre' || rec.seq <= this.lastPre) continue;
+      this.lastPre = rec.seq;
       const key = `${rec.vol}\0${rec.fh}`;
       const list = this.pres.get(key) ?? [];
       list.push({ ...rec, data: Buffer.from(rec.data) }); // a copy: the cursor's buffer is reused
       this.pres.set(key, list);
     }
+    // the journal's last record may still be voided (a rollback, a write cut short): read it again next time
+    this.ahead.rewindLast();
   }
 }
 
-/** Reads `data.length` bytes at `offset` (fewer at the end of the file: the rest stays zero). */
-function readFully(fd: number, data: Buffer, offset: number): void {
-  for (let done = 0; done < data.length;) {
+/** Reads `data.length` bytes at `offset` (fewer at the end of the file: the rest stays zero); how many. */
+function readFully(fd: number, data: Buffer, offset: number): number {
+  let done = 0;
+  while (done < data.length) {
     const n = readSync(fd, data, done, data.length - done, offset + done);
-    if (n === 0) return;
+    if (n === 0) break;
     done += n;
   }
+  return done;
 }

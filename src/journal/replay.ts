@@ -107,7 +107,7 @@ export function replayJournal(stateDir: string, onto: string, opts: { toSeq?: nu
         lastSeq = rec.seq;
         if (rec.op === 'mount') refs.noteMount(rec.vol, rec.backing);
         if ((rec.vol !== undefined && rec.vol !== volume) || rec.op === 'pre') continue;
-        replayer.apply(rec.op === 'wref' ? refs.resolve(rec) : rec, redo);
+        replayer.apply(rec.op === 'wref' ? refs.resolve(rec, redo) : rec, redo);
         applied++;
       }
     });

@@ -20,7 +20,7 @@ interface FastWriteBinding {
   refsTake(state: ArrayBuffer, fh: string, from: number, to: number): number[];
   refsAdd(state: ArrayBuffer, fh: string, from: number, to: number, seq: number): boolean;
   refsRead(state: ArrayBuffer, seq: number): void;
-  refsHas(state: ArrayBuffer, fh: string): boolean;
+  refsUnread(state: ArrayBuffer, fh: string): number;
   layout: { fields: { [f in FastField]: number }; clockOffset: number; size: number };
 }
 
@@ -75,9 +75,9 @@ export class FastWriteState {
     return binding().refsAdd(this.buffer, fh, from, to, seq);
   }
 
-  /** Does file `fh` have unread ranges? */
-  hasRefs(fh: string): boolean {
-    return binding().refsHas(this.buffer, fh);
+  /** The bytes of file `fh` the shipper has not read yet. */
+  unreadOf(fh: string): number {
+    return binding().refsUnread(this.buffer, fh);
   }
 
   /** The shipper has read every reference up to record `seq` (Infinity: forget them all). */

@@ -72,6 +72,11 @@ export class ShipperClient {
     this.attach(worker);
   }
 
+  /** Volume `vol` is served from `backing`: a worker started after this reads its references there. */
+  noteBacking(vol: string, backing: string): void {
+    (this.input.backings ??= {})[vol] = backing;
+  }
+
   static async start(input: WorkerInput, log: (m: string) => void): Promise<ShipperClient> {
     const { worker, cursor } = await spawnWorker(input, log);
     return new ShipperClient(worker, cursor, input, log);

@@ -38,6 +38,8 @@ export interface ShipperOptions {
   startSeq: number;
   /** bytes of shadow chunks kept resident across epochs (see ResidentBudget); DEFAULT_RESIDENT_MAX */
   residentMax?: number;
+  /** the backing dirs of volumes whose mount markers may lie behind the cursor (a restarted worker) */
+  backings?: { [vol: string]: string };
   log?: (msg: string) => void;
 }
 
@@ -173,6 +175,7 @@ export class Shipper {
     this.log = opts.log ?? (() => {});
     this.budget = new ResidentBudget(opts.residentMax ?? DEFAULT_RESIDENT_MAX);
     this.refs = new RefResolver(opts.stateDir);
+    for (const [vol, backing] of Object.entries(opts.backings ?? {})) this.refs.noteMount(vol, backing);
   }
 
   static async open(opts: ShipperOptions): Promise<Shipper> {
@@ -415,7 +418,7 @@ export class Shipper {
     const v = this.volumes.get(rec.vol);
     if (!v) return; // no shadow here: records before its mount marker (hidden files removed at a restart), or after it left unread
     if (v.base) return v.base.note(rec); // its shadow is brought up to date from the live volume
-    await v.apply(rec.op === 'wref' ? this.refs.resolve(rec) : rec, redo);
+    await v.apply(rec.op === 'wref' ? this.refs.resolve(rec, redo) : rec, redo);
   }
 
   /**

@@ -10,6 +10,8 @@ export interface WorkerInput {
   passphrase: string;
   group: string;
   startSeq: number;
+  /** the backing dirs of the volumes attached so far (writes by reference are read back from them) */
+  backings?: { [vol: string]: string };
   /** how many workers of this daemon died before this one (for the fault hook) */
   restarts?: number;
 }
