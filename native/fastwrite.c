@@ -51,10 +51,11 @@ enum { FW_ANCHOR_WALL, FW_ANCHOR_MONO, FW_LAST_T, FW_NCLOCK };
 #define OP_PRE 21
 #define META_MAX (PATH_MAX + 512)
 #define FH_MAX 272     // hex of a u32 type and up to 128 bytes, and its NUL
+#define REF_KEY_MAX (FH_MAX + 256) // "<volume>:<handle>": handles are unique within one filesystem only
 
 // A range of a file written by reference whose bytes the shipper has not read yet (see "refs").
 typedef struct {
-  char fh[FH_MAX];
+  char key[REF_KEY_MAX]; // "<volume>:<handle>"
   double off, end; // [off, end)
   double seq;      // the last wref record in it
 } fw_ref;
@@ -190,8 +191,8 @@ static int journaling(fw_journal *j) {
 
 #define REF_MERGE_MAX (8.0 * 1024 * 1024) // a range grows by contiguous writes up to this much
 
-static int ref_overlaps(const fw_ref *r, const char *fh, double off, double end) {
-  return r->off < end && off < r->end && strcmp(r->fh, fh) == 0;
+static int ref_overlaps(const fw_ref *r, const char *key, double off, double end) {
+  return r->off < end && off < r->end && strcmp(r->key, key) == 0;
 }
 
 // Does any unread range of file `fh` intersect [off, end)?
@@ -214,7 +215,7 @@ static int refs_push(fw_journal *j, const char *fh, double off, double end, doub
     j->caprefs = cap;
   }
   fw_ref *r = &j->refs[j->nrefs++];
-  strcpy(r->fh, fh);
+  strcpy(r->key, fh);
   r->off = off;
   r->end = end;
   r->seq = seq;
@@ -225,7 +226,7 @@ static int refs_push(fw_journal *j, const char *fh, double off, double end, doub
 static int refs_add(fw_journal *j, const char *fh, double off, double end, double seq) {
   for (int i = j->nrefs - 1; i >= 0 && i >= j->nrefs - 4; i--) {
     fw_ref *r = &j->refs[i];
-    if (r->end == off && r->end - r->off < REF_MERGE_MAX && strcmp(r->fh, fh) == 0) {
+    if (r->end == off && r->end - r->off < REF_MERGE_MAX && strcmp(r->key, fh) == 0) {
       r->end = end;
       r->seq = seq;
       j->f[FW_unread] += end - off;
@@ -324,8 +325,10 @@ static int write_meta(char *meta, uint64_t t, const char *path, off_t offset, co
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
 static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
   if (!journaling(j) || (kill_suidgid && has_privileges_to_drop(fd))) return FASTWRITE_FALLBACK;
+  char key[REF_KEY_MAX];
+  snprintf(key, sizeof(key), "%s:%s", vol, fh);
   // bytes the shipper has not read yet: JS journals their pre-images first
-  if (refs_overlap(j, fh, (double) offset, (double) offset + (double) len)) return FASTWRITE_FALLBACK;
+  if (refs_overlap(j, key, (double) offset, (double) offset + (double) len)) return FASTWRITE_FALLBACK;
   uint64_t t = now_ns(j), seq;
   off_t at;
   char meta[META_MAX];
@@ -364,7 +367,7 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     void_at(j, at, frame);
     return -e;
   }
-  if (frame > 0 && by_ref && !refs_add(j, fh, (double) offset, (double) offset + (double) len, (double) seq)) {
+  if (frame > 0 && by_ref && !refs_add(j, key, (double) offset, (double) offset + (double) len, (double) seq)) {
     // no memory for the table: as a data record instead (it is the same seq, still unpublished)
     void_at(j, at, frame);
     meta_len = write_meta(meta, t, path, offset, fh, vol);
@@ -636,8 +639,8 @@ static fw_journal *refs_args(napi_env env, napi_callback_info info, size_t want,
   }
   if (fh != NULL) {
     size_t n;
-    if (napi_get_value_string_utf8(env, argv[1], fh, FH_MAX, &n) != napi_ok || n >= FH_MAX - 1) {
-      napi_throw_type_error(env, NULL, "fastwrite refs: not a file handle");
+    if (napi_get_value_string_utf8(env, argv[1], fh, REF_KEY_MAX, &n) != napi_ok || n >= REF_KEY_MAX - 1) {
+      napi_throw_type_error(env, NULL, "fastwrite refs: not a volume and file handle");
       return NULL;
     }
   }
@@ -650,11 +653,11 @@ static double arg_double(napi_env env, napi_value v) {
   return d;
 }
 
-// fastwrite_refs_take(journal, fh, from, to): [from0, to0, from1, to1, ...], the unread parts of
-// [from, to) of file fh, now out of the table (their pre-images are the caller's to journal)
+// fastwrite_refs_take(journal, key, from, to): [from0, to0, from1, to1, ...], the unread parts of
+// [from, to) of file key ("<volume>:<handle>"), now out of the table (their pre-images are the caller's to journal)
 static napi_value fw_refs_take(napi_env env, napi_callback_info info) {
   napi_value argv[4], out, v;
-  char fh[FH_MAX];
+  char fh[REF_KEY_MAX];
   fw_journal *j = refs_args(env, info, 4, argv, fh);
   if (j == NULL) return NULL;
   double pieces[2 * 64];
@@ -674,7 +677,7 @@ static napi_value fw_refs_take(napi_env env, napi_callback_info info) {
 // finds it in the journal)
 static napi_value fw_refs_add(napi_env env, napi_callback_info info) {
   napi_value argv[5], ok;
-  char fh[FH_MAX];
+  char fh[REF_KEY_MAX];
   fw_journal *j = refs_args(env, info, 5, argv, fh);
   if (j == NULL) return NULL;
   napi_get_boolean(env, refs_add(j, fh, arg_double(env, argv[2]), arg_double(env, argv[3]), arg_double(env, argv[4])) != 0, &ok);
@@ -684,11 +687,11 @@ static napi_value fw_refs_add(napi_env env, napi_callback_info info) {
 // fastwrite_refs_unread(journal, fh): the bytes of file fh not read yet
 static napi_value fw_refs_unread(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
-  char fh[FH_MAX];
+  char fh[REF_KEY_MAX];
   fw_journal *j = refs_args(env, info, 2, argv, fh);
   if (j == NULL) return NULL;
   double bytes = 0;
-  for (int i = 0; i < j->nrefs; i++) if (strcmp(j->refs[i].fh, fh) == 0) bytes += j->refs[i].end - j->refs[i].off;
+  for (int i = 0; i < j->nrefs; i++) if (strcmp(j->refs[i].key, fh) == 0) bytes += j->refs[i].end - j->refs[i].off;
   napi_create_double(env, bytes, &out);
   return out;
 }

@@ -60,7 +60,7 @@ export class WriteRefs {
     this.journal.exclusive(() => {
       const f = this.journal.fast;
       for (const rec of readJournal(this.stateDir)) {
-        if (rec.op === 'wref') f.addRef(rec.fh, rec.offset, rec.offset + rec.length, rec.seq);
+        if (rec.op === 'wref') f.addRef(rec.vol!, rec.fh, rec.offset, rec.offset + rec.length, rec.seq);
       }
       f.set('journalOnlyAt', -1);
       f.set('refMin', REF_MIN);
@@ -95,7 +95,7 @@ export class WriteRefs {
     const held = this.held.get(key);
     // held already (an unlink that failed after it was held, then written again): held longer
     if (held) return void (held.until = this.journal.lastSeq);
-    const unread = this.journal.fast.unreadOf(fh);
+    const unread = this.journal.fast.unreadOf(vol, fh);
     if (unread === 0) return;
     if (unread < HOLD_FROM || this.held.size >= HELD_MAX) return this.preImages(vol, fh, 0, TO_END, open, begin);
     // every reference of the file is at or before the last record: held until the shipper read that far
@@ -119,7 +119,7 @@ export class WriteRefs {
    * holding the journal's lock, in the locked section of that operation, before its record.
    */
   preImages(vol: string, fh: string, from: number, to: number, open: () => number, begin: (rec: NewRecord) => void): void {
-    const pieces = this.journal.fast.takeRefs(fh, from, to);
+    const pieces = this.journal.fast.takeRefs(vol, fh, from, to);
     if (pieces.length === 0) return;
     const fd = open();
     try {

@@ -62,22 +62,24 @@ export class FastWriteState {
 
   // The unread references of writes by reference (native/fastwrite.c, "refs"); each called holding the lock.
 
-  /** Takes the unread parts of [from, to) of file `fh` out of the table: [from, to) pairs, whose pre-images the caller journals. */
-  takeRefs(fh: string, from: number, to: number): [number, number][] {
-    const flat = binding().refsTake(this.buffer, fh, from, to);
+  // Files are named by volume and handle: a handle is unique within one filesystem only.
+
+  /** Takes the unread parts of [from, to) of file `fh` of `vol` out of the table: [from, to) pairs, whose pre-images the caller journals. */
+  takeRefs(vol: string, fh: string, from: number, to: number): [number, number][] {
+    const flat = binding().refsTake(this.buffer, `${vol}:${fh}`, from, to);
     const pieces: [number, number][] = [];
     for (let i = 0; i < flat.length; i += 2) pieces.push([flat[i], flat[i + 1]]);
     return pieces;
   }
 
-  /** A reference of record `seq` is unread (found in the journal at a start); false when it could not be kept. */
-  addRef(fh: string, from: number, to: number, seq: number): boolean {
-    return binding().refsAdd(this.buffer, fh, from, to, seq);
+  /** A reference of record `seq` (of file `fh` of `vol`) is unread (found in the journal at a start); false when it could not be kept. */
+  addRef(vol: string, fh: string, from: number, to: number, seq: number): boolean {
+    return binding().refsAdd(this.buffer, `${vol}:${fh}`, from, to, seq);
   }
 
-  /** The bytes of file `fh` the shipper has not read yet. */
-  unreadOf(fh: string): number {
-    return binding().refsUnread(this.buffer, fh);
+  /** The bytes of file `fh` of `vol` the shipper has not read yet. */
+  unreadOf(vol: string, fh: string): number {
+    return binding().refsUnread(this.buffer, `${vol}:${fh}`);
   }
 
   /** The shipper has read every reference up to record `seq` (Infinity: forget them all). */
