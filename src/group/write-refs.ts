@@ -3,7 +3,8 @@
 // "refs"); this turns it on when the group ships, brings the unread ranges back from the journal at a
 // start, drops them as the shipper reads them, and journals the pre-images of unread bytes an
 // operation in JS is about to change.
-import { closeSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import { readFully } from '../util/read.js';
 import { nowNs } from '../util/clock.js';
 import { readJournal } from '../journal/cursor.js';
 import type { Journal } from '../journal/journal.js';
@@ -125,9 +126,10 @@ export class WriteRefs {
     try {
       for (const [start, end] of pieces) {
         for (let offset = start; offset < end; offset += PRE_RECORD_MAX) {
-          const data = readAt(fd, Math.min(PRE_RECORD_MAX, end - offset), offset);
-          if (data.length === 0) break;
-          begin({ op: 'pre', t: nowNs(), vol, fh, offset, data });
+          const data = Buffer.allocUnsafe(Math.min(PRE_RECORD_MAX, end - offset));
+          const n = readFully(fd, data, data.length, offset);
+          if (n === 0) break;
+          begin({ op: 'pre', t: nowNs(), vol, fh, offset, data: data.subarray(0, n) });
           this.preImageRecords++;
         }
       }
@@ -135,16 +137,4 @@ export class WriteRefs {
       closeSync(fd);
     }
   }
-}
-
-/** Up to `length` bytes at `offset` (fewer at the end of the file). */
-function readAt(fd: number, length: number, offset: number): Buffer {
-  const data = Buffer.allocUnsafe(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, data, done, length - done, offset + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return data.subarray(0, done);
 }

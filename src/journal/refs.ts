@@ -4,9 +4,10 @@
 // it. The CRC the record carries then checks the result: a reference that cannot be resolved (its
 // file changed without a pre-image, e.g. while the group was degraded or after a power loss) is
 // RefLostError, never wrong data.
-import { readSync, constants as C } from 'node:fs';
+import { constants as C } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { EpochfsError } from '../util/errors.js';
+import { readFully } from '../util/read.js';
 import { JournalCursor } from './cursor.js';
 import { HandleFiles } from './handles.js';
 import type { Record } from './record.js';
@@ -67,7 +68,7 @@ export class RefResolver {
     const data = Buffer.alloc(rec.length);
     if (!this.backings.has(rec.vol!)) this.readAhead(rec.seq); // a restarted daemon's mount marker names it
     const fd = this.files.get(rec.vol!, rec.fh);
-    const read = fd === undefined ? 0 : readFully(fd, data, rec.offset);
+    const read = fd === undefined ? 0 : readFully(fd, data, rec.length, rec.offset);
     // after the read: every operation that changed the range before the read returned appended
     // its pre-image before it took effect, so the journal holds it by now
     this.readAhead(rec.seq);
@@ -130,15 +131,4 @@ export class RefResolver {
     // the journal's last record may still be voided (a rollback, a write cut short): read it again next time
     this.ahead.rewindLast();
   }
-}
-
-/** Reads `data.length` bytes at `offset` (fewer at the end of the file: the rest stays zero); how many. */
-function readFully(fd: number, data: Buffer, offset: number): number {
-  let done = 0;
-  while (done < data.length) {
-    const n = readSync(fd, data, done, data.length - done, offset + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }

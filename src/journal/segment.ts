@@ -5,6 +5,7 @@ import { closeSync, openSync, readSync, fstatSync, renameSync, writevSync, write
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JournalCorruptError } from '../util/errors.js';
+import { readFully } from '../util/read.js';
 import { ChecksumError, FRAME_HEADER, decodeRecord, type Record } from './record.js';
 
 export const SEGMENT_MAGIC = 'EPOCHJNL';
@@ -263,16 +264,6 @@ class ReadAhead {
     }
     return this.window.subarray(from, from + length);
   }
-}
-
-function readFully(fd: number, buf: Buffer, length: number, position: number): number {
-  let n = 0;
-  while (n < length) {
-    const got = readSync(fd, buf, n, length - n, position + n);
-    if (got === 0) break;
-    n += got;
-  }
-  return n;
 }
 
 /** The record of the frame at `offset` (a copy: its data outlives the read-ahead window). */
