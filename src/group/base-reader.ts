@@ -115,7 +115,7 @@ export class BaseReader {
       this.failedAt = Date.now();
       this.d.log(`reading a base failed, retrying in ${RETRY_MS / 1000} s: ${e.message}`);
       // the shadows were rebuilt without what a resync had copied, or a reference is lost: only a whole one brings it back
-      if (isErrorCode(e.code) && (e.code === 'ERESYNC' || e.code === 'EREFLOST')) this.d.mode.degrade(e.message, { full: true });
+      if (isErrorCode(e.code) && e.code === 'ERESYNC') this.d.mode.degrade(e.message, { full: true });
     }
   }
 

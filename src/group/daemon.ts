@@ -181,8 +181,7 @@ export class GroupDaemon {
         ? (shipper.health.state === 'stopped' ? null : this.baseReader?.notNow ?? null) // stopped: its epochs say why
         : `group ${this.group} is ${mode.state} since ${mode.status().since} (${mode.reason}): epochs resume after the resync`),
       onShipped: (seq) => mode.shipped(seq),
-      // a shadow that cannot reach the barrier exactly (a reference lost): only a full resync helps
-      onFailed: (err) => ['ERESYNC', 'EREFLOST'].includes((err as { code?: string }).code ?? '') && mode.degrade(err.message, { full: true }),
+      onFailed: (err) => (err as { code?: string }).code === 'ERESYNC' && mode.degrade(err.message, { full: true }),
       trimTo: () => this.backingSync?.synced ?? Infinity,
     });
     this.scheduler.start(opts.epochIntervalMs);

@@ -104,7 +104,7 @@ export class Resyncer {
       }
     } catch (err) {
       const e = err as Error & { code?: string };
-      mode.giveBack(owed, e.code === 'ERESYNC' || e.code === 'EREFLOST'); // a lost reference: its file is compared whole
+      mode.giveBack(owed, e.code === 'ERESYNC');
       this.notBefore = Date.now() + RETRY_MS;
       log(`resync failed, retrying in ${RETRY_MS / 1000} s: ${e.message}`);
     }

@@ -375,8 +375,11 @@ export class Shipper {
         } catch (err) {
           // a record that does not apply is corrected by the comparison; a store that cannot give a
           // chunk back is no such record (its write would be lost where no plan names its path)
-          if (!tolerant || !(err instanceof EpochfsError && (err.code === 'EREPLAY' || err.code === 'EREFLOST'))) throw err;
-          skipped++;
+          const code = err instanceof EpochfsError ? err.code : undefined;
+          if (tolerant && (code === 'EREPLAY' || code === 'EREFLOST')) skipped++;
+          // a reference lost (its bytes changed unjournaled): the shadows cannot reach the barrier exactly
+          else if (code === 'EREFLOST') throw new EpochfsError('ERESYNC', `${(err as Error).message}: a full resync is needed`, { cause: err });
+          else throw err;
         }
         this.shadowSeq = rec.seq;
       }
