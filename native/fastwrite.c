@@ -197,7 +197,6 @@ static int ref_overlaps(const fw_ref *r, const char *key, double off, double end
 
 // Does any unread range of file `fh` intersect [off, end)?
 static int refs_overlap(fw_journal *j, const char *fh, double off, double end) {
-  if (j->nrefs == 0) return 0;
   for (int i = 0; i < j->nrefs; i++) if (ref_overlaps(&j->refs[i], fh, off, end)) return 1;
   return 0;
 }
@@ -325,14 +324,14 @@ static int write_meta(char *meta, uint64_t t, const char *path, off_t offset, co
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
 static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
   if (!journaling(j) || (kill_suidgid && has_privileges_to_drop(fd))) return FASTWRITE_FALLBACK;
-  char key[REF_KEY_MAX];
-  snprintf(key, sizeof(key), "%s:%s", vol, fh);
+  int by_ref = by_reference(j, fh, len);
+  char key[REF_KEY_MAX]; // the file in the table of unread references, needed only when it is used
+  if (j->nrefs > 0 || by_ref) snprintf(key, sizeof(key), "%s:%s", vol, fh);
   // bytes the shipper has not read yet: JS journals their pre-images first
-  if (refs_overlap(j, key, (double) offset, (double) offset + (double) len)) return FASTWRITE_FALLBACK;
+  if (j->nrefs > 0 && refs_overlap(j, key, (double) offset, (double) offset + (double) len)) return FASTWRITE_FALLBACK;
   uint64_t t = now_ns(j), seq;
   off_t at;
   char meta[META_MAX];
-  int by_ref = by_reference(j, fh, len);
   int meta_len;
   size_t frame;
   if (by_ref) {

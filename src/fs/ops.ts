@@ -230,10 +230,9 @@ export class VolumeOps {
    * those written by reference and not read by the shipper yet (src/group/write-refs.ts). Call it
    * holding the journal's lock, before the operation's record.
    */
-  private preserve(path: string, from: number, to: number, fd?: number): void {
+  private preserve(path: string, from: number, to: number, fd?: number, fh?: string): void {
     if (!this.mode?.refs.any) return;
-    const { fh, open } = this.readerOf(path, fd);
-    this.mode.preImages(this.vol, fh, from, to, open);
+    this.mode.preImages(this.vol, fh ?? this.fhOf(path, fd), from, to, this.readerOf(path, fd));
   }
 
   /** The last name of a regular file is about to go (an unlink, a rename over it): its unread bytes stay readable. */
@@ -241,14 +240,17 @@ export class VolumeOps {
     if (!this.mode?.refs.any) return;
     const st = this.lstatOrUndefined(path);
     if (!st?.isFile() || st.nlink > 1 || (survivor !== undefined && this.lstatOrUndefined(survivor)?.ino === st.ino)) return;
-    const { fh, open } = this.readerOf(path);
-    this.mode.keepVictim(this.vol, fh, open);
+    this.mode.keepVictim(this.vol, this.fhOf(path), this.readerOf(path));
   }
 
-  /** The handle of `fd`'s file (or `path`'s), and how to open it for reading (the fd may be write-only). */
-  private readerOf(path: string, fd?: number): { fh: string | undefined; open: () => number } {
-    if (fd !== undefined) return { fh: this.files.get(fd)?.fh, open: () => openSync(`/proc/self/fd/${fd}`, C.O_RDONLY) };
-    return { fh: fileHandle(AT_FDCWD, under(CWD, path)), open: () => openSync(this.abs(path), C.O_RDONLY | C.O_NOFOLLOW) };
+  /** The handle of `fd`'s file (or `path`'s). */
+  private fhOf(path: string, fd?: number): string | undefined {
+    return fd !== undefined ? this.files.get(fd)?.fh : fileHandle(AT_FDCWD, under(CWD, path));
+  }
+
+  /** How to open `fd`'s file (or `path`'s) for reading (the fd may be write-only). */
+  private readerOf(path: string, fd?: number): () => number {
+    return fd !== undefined ? () => openSync(`/proc/self/fd/${fd}`, C.O_RDONLY) : () => openSync(this.abs(path), C.O_RDONLY | C.O_NOFOLLOW);
   }
 
   /** A truncate (of `fd`'s file, or of `path`'s): dropPrivileges, then its record, in one locked section. */
@@ -256,8 +258,9 @@ export class VolumeOps {
     this.exclusively(() => this.guarded(cb, () => {
       const dropped = this.dropPrivileges(path, fd);
       if (dropped < 0) return dropped;
-      this.preserve(path, size, TO_END, fd);
-      const fh = fd !== undefined ? this.files.get(fd)?.fh : this.backingSync ? fileHandle(AT_FDCWD, under(CWD, path)) : undefined;
+      // (a volume without backing sync points has no store either, so no references to preserve)
+      const fh = fd !== undefined || this.backingSync ? this.fhOf(path, fd) : undefined;
+      this.preserve(path, size, TO_END, fd, fh);
       const rec: NewRecord = { op: 'truncate', t: nowNs(), path, size, fh };
       if (fd === undefined) return this.mutate(rec, () => applyPathRecord(CWD, rec as Record));
       return this.mutate(rec, () => {

@@ -75,11 +75,12 @@ export class BackingSync {
     if (fh === undefined || s < this.requiredSeq || s < this.dirRenamedSeq) return false;
     const changed = this.renamed.get(fh);
     if (changed !== undefined && changed > s) return false;
+    const f = this.journal.fast;
+    if (f.get('refWindow') === 0) return true; // no writes by reference (set before any volume serves)
     // No write by reference since the sync point (only the backing files hold its bytes), and none
     // until a sync point passes this fsync: checked and set under the lock C decides both under
     // (native/fastwrite.c, "refs").
     return this.journal.exclusive(() => {
-      const f = this.journal.fast;
       if (f.get('refAt') > s) return false;
       f.set('journalOnlyAt', Math.max(f.get('journalOnlyAt'), this.journal.lastSeq));
       return true;
