@@ -321,6 +321,19 @@ static int write_meta(char *meta, uint64_t t, const char *path, off_t offset, co
                   t, path, (int64_t) offset, fh[0] ? ",\"fh\":\"" : "", fh, fh[0] ? "\"" : "", vol);
 }
 
+// Voids the frame of record `seq` at `at` and journals the write as a data record of its first
+// `took` bytes instead (same seq: nothing was published yet): the new frame's length, or 0 (then
+// `broken` is set: the write is in effect but not journaled, and JS degrades the group).
+static size_t as_data_record(fw_journal *j, uint64_t seq, off_t at, size_t frame, uint64_t t, const char *path, off_t offset, const char *fh, const char *vol, const char *buf, size_t took) {
+  char meta[META_MAX];
+  void_at(j, at, frame);
+  int meta_len = write_meta(meta, t, path, offset, fh, vol);
+  size_t whole = FRAME_HEADER + BODY_FIXED + meta_len + took;
+  size_t written = at + (off_t) whole <= (off_t) j->f[FW_limit] ? append_record(j, seq, OP_WRITE, meta, meta_len, buf, took) : 0;
+  if (written == 0) j->f[FW_broken] = 1;
+  return written;
+}
+
 // The write, with the journal locked: the bytes written, -errno, or FASTWRITE_FALLBACK.
 static int locked_write(fw_journal *j, const char *vol, const char *path, const char *fh, const char *buf, size_t len, off_t offset, int fd, int kill_suidgid) {
   if (!journaling(j) || (kill_suidgid && has_privileges_to_drop(fd))) return FASTWRITE_FALLBACK;
@@ -350,14 +363,9 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
   if (took < len) {
     // Journal the part that took effect (a full backing disk), with its data. None may have, and
     // yet the attempt changed the mtime (the kernel sets it before it copies): the record of no
-    // bytes sets it to t here and in replay alike. A write record of `took` bytes is shorter than
-    // the data record voided; a reference's frame may be shorter: then the limit is checked again.
-    void_at(j, at, frame);
+    // bytes sets it to t here and in replay alike.
+    frame = as_data_record(j, seq, at, frame, t, path, offset, fh, vol, buf, took);
     by_ref = 0;
-    meta_len = write_meta(meta, t, path, offset, fh, vol);
-    size_t part = FRAME_HEADER + BODY_FIXED + meta_len + took;
-    frame = at + (off_t) part <= (off_t) j->f[FW_limit] ? append_record(j, seq, OP_WRITE, meta, meta_len, buf, took) : 0;
-    if (frame == 0) j->f[FW_broken] = 1; // in effect but not journaled: JS degrades the group (BackupMode.begin)
   }
   struct timespec times[2];
   mtime_at(t, times);
@@ -367,13 +375,8 @@ static int locked_write(fw_journal *j, const char *vol, const char *path, const 
     return -e;
   }
   if (frame > 0 && by_ref && !refs_add(j, key, (double) offset, (double) offset + (double) len, (double) seq)) {
-    // no memory for the table: as a data record instead (it is the same seq, still unpublished)
-    void_at(j, at, frame);
-    meta_len = write_meta(meta, t, path, offset, fh, vol);
-    size_t whole = FRAME_HEADER + BODY_FIXED + meta_len + len;
-    frame = at + (off_t) whole <= (off_t) j->f[FW_limit] ? append_record(j, seq, OP_WRITE, meta, meta_len, buf, len) : 0;
+    frame = as_data_record(j, seq, at, frame, t, path, offset, fh, vol, buf, len); // no memory for the table
     by_ref = 0;
-    if (frame == 0) j->f[FW_broken] = 1;
   }
   if (frame > 0) {
     appended(j, seq, at, frame);
@@ -725,24 +728,21 @@ static napi_value fw_fields(napi_env env) {
 }
 
 void fastwrite_exports(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "fastwrite_journal", NAPI_AUTO_LENGTH, fw_new, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_journal", fn);
-  napi_create_function(env, "fastwrite_lock", NAPI_AUTO_LENGTH, fw_lock, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_lock", fn);
-  napi_create_function(env, "fastwrite_unlock", NAPI_AUTO_LENGTH, fw_unlock, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_unlock", fn);
-  napi_create_function(env, "fastwrite_fd", NAPI_AUTO_LENGTH, fw_fd, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_fd", fn);
-  napi_create_function(env, "fastwrite_name_changed", NAPI_AUTO_LENGTH, fw_name_changed, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_name_changed", fn);
-  napi_create_function(env, "fastwrite_refs_take", NAPI_AUTO_LENGTH, fw_refs_take, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_refs_take", fn);
-  napi_create_function(env, "fastwrite_refs_add", NAPI_AUTO_LENGTH, fw_refs_add, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_refs_add", fn);
-  napi_create_function(env, "fastwrite_refs_unread", NAPI_AUTO_LENGTH, fw_refs_unread, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_refs_unread", fn);
-  napi_create_function(env, "fastwrite_refs_read", NAPI_AUTO_LENGTH, fw_refs_read, NULL, &fn);
-  napi_set_named_property(env, exports, "fastwrite_refs_read", fn);
+  static const struct { const char *name; napi_callback fn; } functions[] = {
+    { "fastwrite_journal", fw_new },
+    { "fastwrite_lock", fw_lock },
+    { "fastwrite_unlock", fw_unlock },
+    { "fastwrite_fd", fw_fd },
+    { "fastwrite_name_changed", fw_name_changed },
+    { "fastwrite_refs_take", fw_refs_take },
+    { "fastwrite_refs_add", fw_refs_add },
+    { "fastwrite_refs_unread", fw_refs_unread },
+    { "fastwrite_refs_read", fw_refs_read },
+  };
+  for (size_t i = 0; i < sizeof(functions) / sizeof(functions[0]); i++) {
+    napi_value fn;
+    napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn);
+    napi_set_named_property(env, exports, functions[i].name, fn);
+  }
   napi_set_named_property(env, exports, "fastwrite_fields", fw_fields(env));
 }

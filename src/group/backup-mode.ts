@@ -150,21 +150,21 @@ export class BackupMode {
    * pre-images of those the shipper has not read yet (write-refs.ts). Call holding the lock.
    */
   preImages(vol: string, fh: string | undefined, from: number, to: number, open: () => number): void {
-    if (fh === undefined || this.state !== 'normal' || !this.refs.any) return;
-    try {
-      this.refs.preImages(vol, fh, from, to, open, (rec) => void this.begin(rec));
-    } catch (err) {
-      // the operation goes on: the shipper finds the reference lost, and the group resyncs (EREFLOST)
-      this.log(`cannot keep the bytes of volume ${vol} that a write by reference left unread: ${(err as Error).message}`);
-    }
+    this.keepingUnread(vol, fh, (begin) => this.refs.preImages(vol, fh!, from, to, open, begin));
   }
 
   /** Before the last name of file `fh` goes: its unread bytes stay readable (write-refs.ts, keepVictim). Call holding the lock. */
   keepVictim(vol: string, fh: string | undefined, open: () => number): void {
+    this.keepingUnread(vol, fh, (begin) => this.refs.keepVictim(vol, fh!, open, begin));
+  }
+
+  /** Runs `keep` when file `fh` may have unread references; a failure is logged, never the operation's. */
+  private keepingUnread(vol: string, fh: string | undefined, keep: (begin: (rec: NewRecord) => void) => void): void {
     if (fh === undefined || this.state !== 'normal' || !this.refs.any) return;
     try {
-      this.refs.keepVictim(vol, fh, open, (rec) => void this.begin(rec));
+      keep((rec) => void this.begin(rec));
     } catch (err) {
+      // the operation goes on: the shipper finds the reference lost, and the group resyncs whole
       this.log(`cannot keep the bytes of volume ${vol} that a write by reference left unread: ${(err as Error).message}`);
     }
   }
@@ -218,8 +218,10 @@ export class BackupMode {
     // their files may change unjournaled, so only a whole compare can be sure of them.
     if (opts.full || (this.state === 'normal' && this.refs.any)) this.requireFull();
     if (this.state !== 'normal') return;
-    this.refs.forgetHeld();
-    this.journal.disarmWritesInC(); // no write is served in C from here: lastJournaled is the last one journaled
+    this.journal.exclusive(() => {
+      this.journal.disarmWritesInC(); // no write is served in C from here: lastJournaled is the last one journaled
+      this.refs.forget(); // unjournaled changes take no pre-images: the resync corrects what is unread
+    });
     this.state = 'degraded';
     this.lastJournaled = this.journal.lastSeq;
     this.backingSync?.allowFrom(Infinity);

@@ -9,6 +9,7 @@ import { nowNs } from '../util/clock.js';
 import { readJournal } from '../journal/cursor.js';
 import type { Journal } from '../journal/journal.js';
 import type { NewRecord } from '../journal/record.js';
+import type { WrefRecord } from '../journal/refs.js';
 
 /** Writes of at least this many bytes go by reference (a full FUSE request of libfuse 2 is 128 KiB). */
 export const REF_MIN = 64 * 1024;
@@ -58,11 +59,11 @@ export class WriteRefs {
    */
   enable(window: number): void {
     if (window <= 0) return;
+    const refs: WrefRecord[] = []; // read before the lock is taken (the journal may be long)
+    for (const rec of readJournal(this.stateDir)) if (rec.op === 'wref') refs.push(rec);
     this.journal.exclusive(() => {
       const f = this.journal.fast;
-      for (const rec of readJournal(this.stateDir)) {
-        if (rec.op === 'wref') f.addRef(rec.vol!, rec.fh, rec.offset, rec.offset + rec.length, rec.seq);
-      }
+      for (const rec of refs) f.addRef(rec.vol!, rec.fh, rec.offset, rec.offset + rec.length, rec.seq);
       f.set('journalOnlyAt', -1);
       f.set('refMin', REF_MIN);
       f.set('refWindow', window);
@@ -75,8 +76,9 @@ export class WriteRefs {
     for (const [key, h] of this.held) if (h.until <= seq) this.release(key);
   }
 
-  /** The table was emptied (the group degraded): nothing is held for it any more. */
-  forgetHeld(): void {
+  /** The group degraded: no reference is read any more, nothing is held for one. Call holding the lock. */
+  forget(): void {
+    this.journal.fast.refsRead(Infinity);
     for (const key of [...this.held.keys()]) this.release(key);
   }
 

@@ -289,11 +289,7 @@ export class Journal {
 
   /** From now on every write goes to JS (degraded, closing). */
   disarmWritesInC(): void {
-    this.exclusive(() => {
-      this.fast.set('armed', 0);
-      // unjournaled changes take no pre-images: the references not read yet are the resync's to correct
-      this.fast.refsRead(Infinity);
-    });
+    this.exclusive(() => this.fast.set('armed', 0));
   }
 
   /** While held (a resync's last round), no write takes effect in C; they wait in JS with the rest. */

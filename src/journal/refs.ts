@@ -31,7 +31,7 @@ export class RefLostError extends EpochfsError {
  */
 export class RefResolver {
   private readonly backings = new Map<string, string>();
-  private files = this.openFiles();
+  private readonly files = new HandleFiles((vol) => this.backings.get(vol), C.O_RDONLY);
   private ahead?: JournalCursor;
   private aheadNext = 0;
   /** the last record resolved: pre-images up to it are dropped as it goes, so going back restarts */
@@ -43,16 +43,11 @@ export class RefResolver {
 
   constructor(private readonly stateDir: string) {}
 
-  private openFiles(): HandleFiles {
-    return new HandleFiles((vol) => this.backings.get(vol), C.O_RDONLY);
-  }
-
   /** Volume `vol` is served from backing dir `backing` (a mount marker). */
   noteMount(vol: string, backing: string): void {
     if (this.backings.get(vol) === backing) return;
     this.backings.set(vol, backing);
-    this.files.close();
-    this.files = this.openFiles();
+    this.files.close(); // its files and dirs are opened again, under the new dir
   }
 
   close(): void {
